@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dev.c - device backends (file / block device, RAM) and the write log.
+ */
+#include "dev.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/* --- file and block device backend --------------------------------- */
+
+static int file_pread(struct rfs_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pread(dev->fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0) /* past the end of a file: reads as zeros */
+			return memset(p, 0, len), 0;
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int file_pwrite(struct rfs_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = pwrite(dev->fd, p, len, (off_t)off);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		off += (uint64_t)n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int file_flush(struct rfs_dev *dev)
+{
+	return fdatasync(dev->fd) < 0 ? -errno : 0;
+}
+
+static void file_close(struct rfs_dev *dev)
+{
+	close(dev->fd); /* drops the flock */
+}
+
+static const struct rfs_dev_ops file_ops = {
+	.pread = file_pread,
+	.pwrite = file_pwrite,
+	.flush = file_flush,
+	.close = file_close,
+};
+
+static struct rfs_dev *dev_alloc(void)
+{
+	struct rfs_dev *dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return NULL;
+	dev->fd = -1;
+	dev->wlog_fd = -1;
+	pthread_mutex_init(&dev->wlog_lock, NULL);
+	return dev;
+}
+
+static int file_size(int fd, uint64_t *size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (S_ISBLK(st.st_mode))
+		return ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
+	if (!S_ISREG(st.st_mode))
+		return -ENODEV;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+static int file_lock(int fd, unsigned flags)
+{
+	int op = (flags & RFS_DEV_RDONLY) ? LOCK_SH : LOCK_EX;
+
+	if (flags & RFS_DEV_NOLOCK)
+		return 0;
+	if (flock(fd, op | LOCK_NB) < 0)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	return 0;
+}
+
+int dev_open_file(const char *path, unsigned flags, uint64_t size, struct rfs_dev **out)
+{
+	int oflags = (flags & RFS_DEV_RDONLY) ? O_RDONLY : O_RDWR;
+	struct rfs_dev *dev;
+	int ret;
+
+	if (flags & RFS_DEV_CREATE)
+		oflags |= O_CREAT;
+	dev = dev_alloc();
+	if (!dev)
+		return -ENOMEM;
+	dev->fd = open(path, oflags | O_CLOEXEC, 0644);
+	if (dev->fd < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	ret = file_lock(dev->fd, flags);
+	if (ret)
+		goto fail;
+	if ((flags & RFS_DEV_CREATE) && size > 0) {
+		struct stat st;
+		if (fstat(dev->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    ftruncate(dev->fd, (off_t)size) < 0) {
+			ret = -errno;
+			goto fail;
+		}
+	}
+	ret = file_size(dev->fd, &dev->size);
+	if (ret)
+		goto fail;
+	dev->ops = &file_ops;
+	dev->readonly = !!(flags & RFS_DEV_RDONLY);
+	*out = dev;
+	return 0;
+fail:
+	if (dev->fd >= 0)
+		close(dev->fd);
+	free(dev);
+	return ret;
+}
+
+/* --- RAM backend ---------------------------------------------------- */
+
+static int mem_pread(struct rfs_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	memcpy(buf, dev->mem + off, len);
+	return 0;
+}
+
+static int mem_pwrite(struct rfs_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	memcpy(dev->mem + off, buf, len);
+	return 0;
+}
+
+static int mem_flush(struct rfs_dev *dev)
+{
+	(void)dev;
+	return 0;
+}
+
+static void mem_close(struct rfs_dev *dev)
+{
+	free(dev->mem);
+}
+
+static const struct rfs_dev_ops mem_ops = {
+	.pread = mem_pread,
+	.pwrite = mem_pwrite,
+	.flush = mem_flush,
+	.close = mem_close,
+};
+
+int dev_open_mem(uint64_t size, struct rfs_dev **out)
+{
+	struct rfs_dev *dev = dev_alloc();
+
+	if (!dev)
+		return -ENOMEM;
+	dev->mem = calloc(1, size);
+	if (!dev->mem) {
+		free(dev);
+		return -ENOMEM;
+	}
+	dev->size = size;
+	dev->ops = &mem_ops;
+	*out = dev;
+	return 0;
+}
+
+/* --- common entry points -------------------------------------------- */
+
+void dev_close(struct rfs_dev *dev)
+{
+	if (!dev)
+		return;
+	dev->ops->close(dev);
+	if (dev->wlog_fd >= 0)
+		close(dev->wlog_fd);
+	pthread_mutex_destroy(&dev->wlog_lock);
+	free(dev);
+}
+
+static int dev_check_range(struct rfs_dev *dev, size_t len, uint64_t off)
+{
+	if (off > dev->size || len > dev->size - off)
+		return -ENOSPC;
+	return 0;
+}
+
+int dev_pread(struct rfs_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	int ret = dev_check_range(dev, len, off);
+	return ret ? -EIO : dev->ops->pread(dev, buf, len, off);
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int wlog_append(struct rfs_dev *dev, uint32_t kind, const void *buf, size_t len,
+		       uint64_t off)
+{
+	struct rfs_wlog_rec rec = {
+		.kind = htole32(kind), .len = htole32((uint32_t)len), .off = htole64(off)};
+	int ret;
+
+	pthread_mutex_lock(&dev->wlog_lock);
+	ret = write_all(dev->wlog_fd, &rec, sizeof(rec));
+	if (!ret && len)
+		ret = write_all(dev->wlog_fd, buf, len);
+	pthread_mutex_unlock(&dev->wlog_lock);
+	return ret;
+}
+
+int dev_pwrite(struct rfs_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	int ret;
+
+	if (dev->readonly)
+		return -EROFS;
+	ret = dev_check_range(dev, len, off);
+	if (ret)
+		return ret;
+	ret = dev->ops->pwrite(dev, buf, len, off);
+	if (ret)
+		return ret;
+	__atomic_add_fetch(&dev->nr_writes, 1, __ATOMIC_RELAXED);
+	if (dev->wlog_fd >= 0)
+		ret = wlog_append(dev, RFS_WLOG_WRITE, buf, len, off);
+	return ret;
+}
+
+int dev_flush(struct rfs_dev *dev)
+{
+	int ret;
+
+	if (dev->readonly)
+		return 0;
+	ret = dev->ops->flush(dev);
+	if (ret)
+		return ret;
+	__atomic_add_fetch(&dev->nr_flushes, 1, __ATOMIC_RELAXED);
+	if (dev->wlog_fd >= 0)
+		ret = wlog_append(dev, RFS_WLOG_FLUSH, NULL, 0, 0);
+	return ret;
+}
+
+int dev_writelog_start(struct rfs_dev *dev, const char *path)
+{
+	struct rfs_wlog_header hdr = {.magic = htole64(RFS_WLOG_MAGIC),
+				      .dev_size = htole64(dev->size)};
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
+	int ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = write_all(fd, &hdr, sizeof(hdr));
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	dev->wlog_fd = fd;
+	return 0;
+}

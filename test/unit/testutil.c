@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "testutil.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void rng_init(struct rfs_rng *r, const char *name, uint64_t default_seed)
+{
+	const char *env = getenv("RFS_TEST_SEED");
+	uint64_t seed = env ? strtoull(env, NULL, 0) : default_seed;
+
+	printf("%s: seed %" PRIu64 " (set RFS_TEST_SEED to replay)\n", name, seed);
+	fflush(stdout);
+	r->s = seed ? seed : 0x9e3779b97f4a7c15ull;
+}
+
+uint64_t rng_next(struct rfs_rng *r)
+{
+	/* xorshift64* */
+	r->s ^= r->s >> 12;
+	r->s ^= r->s << 25;
+	r->s ^= r->s >> 27;
+	return r->s * 0x2545f4914f6cdd1dull;
+}
+
+uint64_t rng_below(struct rfs_rng *r, uint64_t n)
+{
+	return n ? rng_next(r) % n : 0;
+}
+
+uint64_t test_scale(uint64_t n)
+{
+	const char *env = getenv("RFS_TEST_SCALE");
+	double f = env ? strtod(env, NULL) : 1.0;
+	uint64_t v = (uint64_t)((double)n * f);
+	return v ? v : 1;
+}
