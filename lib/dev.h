@@ -50,6 +50,8 @@ enum rfs_dev_flags {
  * sparse); for a block device it is the device size. -EBUSY if another
  * process holds the image lock. */
 int dev_open_file(const char *path, unsigned flags, uint64_t size, struct rfs_dev **out);
+/* Sets a regular file's size to SIZE (sparse); -ENOTTY for other kinds. */
+int dev_resize(struct rfs_dev *dev, uint64_t size);
 /* A zero-filled RAM device of SIZE bytes, for unit tests. */
 int dev_open_mem(uint64_t size, struct rfs_dev **out);
 void dev_close(struct rfs_dev *dev);

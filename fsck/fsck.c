@@ -1,0 +1,188 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * fsck.reflinkfs - check a reflinkfs filesystem.
+ *
+ * The driver: options, opening the image under the same lock the daemon
+ * holds (so a mounted image is refused), the passes in order, a summary,
+ * and fsck(8) exit codes. All knowledge of the format comes from lib/.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "fsck.h"
+#include "util.h"
+
+static const char *prog = "fsck.reflinkfs";
+
+static const char *const owner_names[CLAIM_OWNER_MAX] = {
+	[CLAIM_SUPER] = "a superblock",
+	[CLAIM_FREELIST_BLOCK] = "the free list block",
+	[CLAIM_JOURNAL] = "the journal",
+	[CLAIM_FREELIST_ENTRY] = "the free list",
+	[CLAIM_TREE_BNO] = "the free-space (bno) tree",
+	[CLAIM_TREE_CNT] = "the free-space (cnt) tree",
+	[CLAIM_TREE_INODE] = "the inode tree",
+	[CLAIM_TREE_DIR] = "the directory tree",
+	[CLAIM_FREE] = "free space",
+};
+
+const char *claim_owner_name(uint16_t owner)
+{
+	return owner < CLAIM_OWNER_MAX ? owner_names[owner] : "?";
+}
+
+int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 4096;
+		c->v = realloc(c->v, c->cap * sizeof(*c->v));
+		if (!c->v) {
+			fprintf(stderr, "%s: out of memory\n", prog);
+			exit(FSCK_EXIT_OPERROR);
+		}
+	}
+	c->v[c->n++] = (struct claim){start, len, owner};
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: %s [-n|-p|-y] [-f] [-v] IMAGE\n"
+		"Check a reflinkfs filesystem.\n"
+		"\n"
+		"  -n           check only: open read-only, change nothing\n"
+		"  -p, -a       repair what is safe to repair without asking\n"
+		"  -y           repair everything\n"
+		"  -f           check even if the filesystem seems clean\n"
+		"  -v           say what each pass finds\n"
+		"  -h, --help   show this help;  -V, --version  show the version\n"
+		"\n"
+		"Exit status (fsck(8)): 0 clean, 1 errors fixed, 4 errors left uncorrected,\n"
+		"8 operational error, 16 usage error, 32 cancelled.\n",
+		prog);
+}
+
+static int parse_args(int argc, char **argv, struct fsck_ctx *ctx)
+{
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, modes = 0;
+
+	ctx->mode = FSCK_NO;
+	while ((c = getopt_long(argc, argv, "npayfvhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			ctx->mode = FSCK_NO, modes++;
+			break;
+		case 'p':
+		case 'a':
+			ctx->mode = FSCK_PREEN, modes++;
+			break;
+		case 'y':
+			ctx->mode = FSCK_YES, modes++;
+			break;
+		case 'f':
+			ctx->force = 1;
+			break;
+		case 'v':
+			ctx->verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(FSCK_EXIT_OK);
+		case 'V':
+			printf("%s (reflinkfs) %s\n", prog, RFS_VERSION);
+			exit(FSCK_EXIT_OK);
+		default:
+			usage(stderr);
+			return FSCK_EXIT_USAGE;
+		}
+	}
+	if (modes > 1) {
+		fprintf(stderr, "%s: -n, -p and -y exclude each other\n", prog);
+		return FSCK_EXIT_USAGE;
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "%s: %s\n", prog, optind >= argc ? "no IMAGE given"
+								  : "too many arguments");
+		usage(stderr);
+		return FSCK_EXIT_USAGE;
+	}
+	ctx->image = argv[optind];
+	return 0;
+}
+
+static int open_image(struct fsck_ctx *ctx, struct rfs_dev **dev)
+{
+	unsigned flags = ctx->mode == FSCK_NO ? RFS_DEV_RDONLY : 0;
+	int ret = dev_open_file(ctx->image, flags, 0, dev);
+
+	if (ret == -EBUSY) {
+		fprintf(stderr, "%s: %s is in use (mounted?): unmount it first\n", prog,
+			ctx->image);
+		return FSCK_EXIT_OPERROR;
+	}
+	if (ret) {
+		fprintf(stderr, "%s: cannot open %s: %s\n", prog, ctx->image, strerror(-ret));
+		return FSCK_EXIT_OPERROR;
+	}
+	return 0;
+}
+
+static void print_summary(const struct fsck_ctx *ctx)
+{
+	const struct rfs_sb_info *sb = &ctx->fs->sb;
+	uint64_t used = sb->block_count - sb->free_blocks;
+	char total[32];
+
+	printf("%s: %s, %zu inodes, %" PRIu64 "/%" PRIu64 " blocks used (%.1f%% of %s)\n",
+	       ctx->image, ctx->problems ? "problems found" : "clean", ctx->ninodes, used,
+	       sb->block_count, 100.0 * (double)used / (double)sb->block_count,
+	       cli_human_size(sb->block_count << sb->block_log, total, sizeof(total)));
+}
+
+static int exit_code(const struct fsck_ctx *ctx)
+{
+	if (ctx->problems > ctx->fixed)
+		return FSCK_EXIT_UNCORRECTED;
+	return ctx->fixed ? FSCK_EXIT_FIXED : FSCK_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	struct fsck_ctx ctx;
+	struct rfs_dev *dev;
+	int ret;
+
+	memset(&ctx, 0, sizeof(ctx));
+	rfs_log_set_level(RFS_LOG_ERR); /* passes report problems themselves */
+	ret = parse_args(argc, argv, &ctx);
+	if (!ret)
+		ret = open_image(&ctx, &dev);
+	if (!ret)
+		ret = pass1_super(&ctx, dev);
+	if (!ret)
+		ret = pass2_trees(&ctx);
+	if (!ret)
+		ret = pass3_space(&ctx);
+	if (!ret)
+		ret = pass4_names(&ctx);
+	if (ctx.fs) {
+		if (!ret)
+			print_summary(&ctx);
+		fs_close(ctx.fs);
+	}
+	free(ctx.claims.v);
+	free(ctx.cnt_extents.v);
+	free(ctx.inodes);
+	free(ctx.dents);
+	return ret ? ret : exit_code(&ctx);
+}

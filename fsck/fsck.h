@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * fsck.h - shared state of the fsck passes.
+ *
+ * Passes, in order (each file opens with what it checks and hands on):
+ *   pass1_super.c   superblock, backups, journal superblock
+ *   pass2_trees.c   every B+tree's structure and checksums; gathers the
+ *                   blocks each tree uses and the records fsck needs later
+ *   pass3_space.c   every block is exactly one of: static, free list,
+ *                   tree node, free; the two free-space trees agree
+ *   pass4_names.c   inodes, directory entries, reachability, link counts
+ */
+#ifndef RFS_FSCK_H
+#define RFS_FSCK_H
+
+#include <stdint.h>
+
+#include "fs.h"
+#include "problem.h"
+
+enum fsck_mode { FSCK_NO, FSCK_PREEN, FSCK_YES };
+
+/* Exit codes of fsck(8). */
+enum {
+	FSCK_EXIT_OK = 0,
+	FSCK_EXIT_FIXED = 1,
+	FSCK_EXIT_UNCORRECTED = 4,
+	FSCK_EXIT_OPERROR = 8,
+	FSCK_EXIT_USAGE = 16,
+	FSCK_EXIT_CANCELLED = 32,
+};
+
+/* A run of blocks and who claims it. */
+struct claim {
+	fsblock_t start;
+	extlen_t len;
+	uint16_t owner; /* enum claim_owner */
+};
+
+enum claim_owner {
+	CLAIM_SUPER,
+	CLAIM_FREELIST_BLOCK,
+	CLAIM_JOURNAL,
+	CLAIM_FREELIST_ENTRY,
+	CLAIM_TREE_BNO,
+	CLAIM_TREE_CNT,
+	CLAIM_TREE_INODE,
+	CLAIM_TREE_DIR,
+	CLAIM_FREE,
+	CLAIM_OWNER_MAX
+};
+
+struct claims {
+	struct claim *v;
+	size_t n, cap;
+};
+
+/* What pass 4 needs of one inode. */
+struct ino_info {
+	rfs_ino_t ino, parent;
+	uint32_t mode, nlink;
+	uint32_t refs;	  /* directory entries naming it */
+	uint32_t subdirs; /* entries of it that are directories */
+	uint8_t walk;	  /* reachability walk state */
+};
+
+struct dent_info {
+	rfs_ino_t dir, ino;
+	uint8_t ftype;
+};
+
+struct fsck_ctx {
+	const char *image;
+	enum fsck_mode mode;
+	int force, verbose;
+	struct rfs_fs *fs;
+	struct claims claims;
+	struct claims cnt_extents; /* free extents as the cnt tree sees them */
+	struct ino_info *inodes;
+	size_t ninodes, cap_inodes;
+	struct dent_info *dents;
+	size_t ndents, cap_dents;
+	uint64_t problems, fixed;
+	uint64_t tree_nodes[RFS_TREE_MAX], tree_records[RFS_TREE_MAX];
+	int trees_ok[RFS_TREE_MAX];
+};
+
+int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner);
+const char *claim_owner_name(uint16_t owner);
+
+int pass1_super(struct fsck_ctx *ctx, struct rfs_dev *dev);
+int pass2_trees(struct fsck_ctx *ctx);
+int pass3_space(struct fsck_ctx *ctx);
+int pass4_names(struct fsck_ctx *ctx);
+
+#endif

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * pass2_trees.c - every B+tree: structure, checksums, records.
+ *
+ * Runs the engine's own checker (lib/btree.c) over each tree, so fsck and
+ * the daemon agree on what a valid tree is. On the way it records every
+ * node block as a claim, and gathers what later passes need: free extents
+ * from both free-space trees, a summary of each inode, and each directory
+ * entry. The free list's entries are claimed here too.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "dir.h"
+#include "fsck.h"
+#include "inode.h"
+#include "util.h"
+
+static uint16_t tree_claim(uint16_t tree_type)
+{
+	switch (tree_type) {
+	case RFS_TREE_BNO:
+		return CLAIM_TREE_BNO;
+	case RFS_TREE_CNT:
+		return CLAIM_TREE_CNT;
+	case RFS_TREE_INODE:
+		return CLAIM_TREE_INODE;
+	default:
+		return CLAIM_TREE_DIR;
+	}
+}
+
+static void on_report(void *arg, const struct rfs_btree *t, fsblock_t blkno, const char *msg)
+{
+	struct fsck_ctx *ctx = arg;
+
+	ctx->trees_ok[t->ops->tree_type] = 0;
+	fix_problem(ctx, PR_TREE_CORRUPT, "%s tree, block %" PRIu64 ": %s", t->ops->name, blkno,
+		    msg);
+}
+
+static void on_node(void *arg, const struct rfs_btree *t, fsblock_t blkno, unsigned level)
+{
+	struct fsck_ctx *ctx = arg;
+
+	(void)level;
+	if (claims_add(&ctx->claims, blkno, 1, tree_claim(t->ops->tree_type)))
+		ctx->trees_ok[0] = 0; /* out of memory: reported by the driver */
+}
+
+static void grow(void **v, size_t *cap, size_t n, size_t elem)
+{
+	if (n < *cap)
+		return;
+	*cap = *cap ? *cap * 2 : 1024;
+	*v = realloc(*v, *cap * elem);
+	if (!*v) {
+		fprintf(stderr, "fsck.reflinkfs: out of memory\n");
+		exit(FSCK_EXIT_OPERROR);
+	}
+}
+
+static void rec_bno(struct fsck_ctx *ctx, const uint8_t *rec)
+{
+	claims_add(&ctx->claims, rfs_get_le64(rec), rfs_get_le64(rec + 8), CLAIM_FREE);
+}
+
+static void rec_cnt(struct fsck_ctx *ctx, const uint8_t *rec)
+{
+	claims_add(&ctx->cnt_extents, rfs_get_le64(rec + 8), rfs_get_le64(rec), CLAIM_FREE);
+}
+
+static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
+{
+	struct rfs_inode inode;
+	struct ino_info *ii;
+
+	if (inode_decode(rec, len, &inode))
+		return; /* the tree checker already reported the record */
+	grow((void **)&ctx->inodes, &ctx->cap_inodes, ctx->ninodes, sizeof(*ctx->inodes));
+	ii = &ctx->inodes[ctx->ninodes++];
+	memset(ii, 0, sizeof(*ii));
+	ii->ino = inode.ino;
+	ii->parent = inode.parent;
+	ii->mode = inode.mode;
+	ii->nlink = inode.nlink;
+}
+
+static void rec_dirent(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
+{
+	struct rfs_dirent d;
+	struct dent_info *di;
+	uint64_t hash;
+
+	(void)len;
+	memcpy(&d, rec, sizeof(d));
+	hash = dir_name_hash(ctx->fs->sb.hash_seed, rec + sizeof(d), d.namelen);
+	if ((le64_get(d.key.cookie) >> RFS_DIR_SEQ_BITS) != hash)
+		fix_problem(ctx, PR_DIRENT_HASH_WRONG, "directory %" PRIu64 ", entry '%.*s'",
+			    le64_get(d.key.dir), (int)d.namelen, (const char *)rec + sizeof(d));
+	grow((void **)&ctx->dents, &ctx->cap_dents, ctx->ndents, sizeof(*ctx->dents));
+	di = &ctx->dents[ctx->ndents++];
+	di->dir = le64_get(d.key.dir);
+	di->ino = le64_get(d.ino);
+	di->ftype = d.ftype;
+}
+
+static void on_rec(void *arg, const struct rfs_btree *t, const void *rec, size_t len)
+{
+	struct fsck_ctx *ctx = arg;
+
+	switch (t->ops->tree_type) {
+	case RFS_TREE_BNO:
+		rec_bno(ctx, rec);
+		break;
+	case RFS_TREE_CNT:
+		rec_cnt(ctx, rec);
+		break;
+	case RFS_TREE_INODE:
+		rec_inode(ctx, rec, len);
+		break;
+	case RFS_TREE_DIR:
+		rec_dirent(ctx, rec, len);
+		break;
+	}
+}
+
+static void check_tree(struct fsck_ctx *ctx, struct rfs_btree *t)
+{
+	struct rfs_btree_check chk = {
+		.report = on_report, .visit_node = on_node, .visit_rec = on_rec, .arg = ctx};
+
+	ctx->trees_ok[t->ops->tree_type] = 1;
+	btree_check(t, &chk);
+	ctx->tree_nodes[t->ops->tree_type] = chk.nodes;
+	ctx->tree_records[t->ops->tree_type] = chk.records;
+	if (ctx->verbose)
+		printf("  %s: %" PRIu64 " nodes, %" PRIu64 " records, height %u\n", t->ops->name,
+		       chk.nodes, chk.records, t->height);
+}
+
+static void check_freelist(struct fsck_ctx *ctx)
+{
+	fsblock_t *blocks = malloc(ctx->fs->fl_capacity * sizeof(*blocks));
+	uint32_t n = 0, i;
+	int ret;
+
+	if (!blocks)
+		exit(FSCK_EXIT_OPERROR);
+	ret = alloc_freelist_read(ctx->fs, blocks, ctx->fs->fl_capacity, &n);
+	if (ret)
+		fix_problem(ctx, PR_FREELIST_BAD, "block %" PRIu64 ": %s", ctx->fs->sb.freelist_blkno,
+			    ret == -EBADMSG ? "checksum mismatch" : "bad header or contents");
+	for (i = 0; !ret && i < n; i++)
+		claims_add(&ctx->claims, blocks[i], 1, CLAIM_FREELIST_ENTRY);
+	free(blocks);
+}
+
+int pass2_trees(struct fsck_ctx *ctx)
+{
+	if (ctx->verbose)
+		printf("Pass 2: B+trees\n");
+	ctx->trees_ok[0] = 1;
+	check_tree(ctx, &ctx->fs->bno);
+	check_tree(ctx, &ctx->fs->cnt);
+	check_tree(ctx, &ctx->fs->inodes);
+	check_tree(ctx, &ctx->fs->dirs);
+	check_freelist(ctx);
+	return ctx->trees_ok[0] ? 0 : FSCK_EXIT_OPERROR;
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * pass4_names.c - inodes, directory entries, reachability, link counts.
+ *
+ * From pass 2's inode summaries (sorted by inode number, as the tree gives
+ * them) and directory entries: every entry sits in a directory and names a
+ * live inode of the type it says; every directory has exactly one name
+ * (the root none) and its parent field names the directory holding it;
+ * every directory reaches the root through its parents (no loops); every
+ * inode has a name; link counts match (a directory: 2 + subdirectories).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+
+#include "fsck.h"
+
+static struct ino_info *find_ino(struct fsck_ctx *ctx, rfs_ino_t ino)
+{
+	size_t lo = 0, hi = ctx->ninodes;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ctx->inodes[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ctx->ninodes && ctx->inodes[lo].ino == ino ? &ctx->inodes[lo] : NULL;
+}
+
+static uint8_t mode_to_dtype(uint32_t mode)
+{
+	return (uint8_t)((mode & S_IFMT) >> 12); /* DT_* values equal S_IFMT >> 12 */
+}
+
+static void check_special(struct fsck_ctx *ctx)
+{
+	const struct rfs_sb_info *sb = &ctx->fs->sb;
+	struct ino_info *root = find_ino(ctx, sb->root_ino);
+	struct ino_info *lf = find_ino(ctx, sb->lost_found_ino);
+
+	if (!root || !S_ISDIR(root->mode))
+		fix_problem(ctx, PR_ROOT_BAD, "inode %" PRIu64, sb->root_ino);
+	if (!lf || !S_ISDIR(lf->mode))
+		fix_problem(ctx, PR_LOST_FOUND_BAD, "inode %" PRIu64, sb->lost_found_ino);
+	if (ctx->ninodes != sb->inode_count)
+		fix_problem(ctx, PR_INODE_COUNT_WRONG,
+			    "superblock says %" PRIu64 ", the inode tree holds %zu", sb->inode_count,
+			    ctx->ninodes);
+	if (ctx->ninodes && ctx->inodes[ctx->ninodes - 1].ino >= sb->next_ino)
+		fix_problem(ctx, PR_NEXT_INO_TOO_LOW, "next is %" PRIu64 ", inode %" PRIu64 " exists",
+			    sb->next_ino, ctx->inodes[ctx->ninodes - 1].ino);
+}
+
+static void check_dirent(struct fsck_ctx *ctx, const struct dent_info *d)
+{
+	struct ino_info *dir = find_ino(ctx, d->dir), *target = find_ino(ctx, d->ino);
+
+	if (!dir || !S_ISDIR(dir->mode)) {
+		fix_problem(ctx, PR_DIRENT_IN_NON_DIR, "inode %" PRIu64 " has an entry for %" PRIu64,
+			    d->dir, d->ino);
+		return;
+	}
+	if (!target) {
+		fix_problem(ctx, PR_DIRENT_TARGET_MISSING, "directory %" PRIu64 " names inode %" PRIu64,
+			    d->dir, d->ino);
+		return;
+	}
+	if (d->ftype != mode_to_dtype(target->mode))
+		fix_problem(ctx, PR_DIRENT_FTYPE_WRONG, "directory %" PRIu64 ", inode %" PRIu64
+			    ": entry says %u, inode is %u", d->dir, d->ino, d->ftype,
+			    mode_to_dtype(target->mode));
+	target->refs++;
+	if (S_ISDIR(target->mode)) {
+		dir->subdirs++;
+		if (target->parent != d->dir)
+			fix_problem(ctx, PR_DIR_PARENT_WRONG, "directory %" PRIu64 " is in %" PRIu64
+				    " but its parent says %" PRIu64, d->ino, d->dir, target->parent);
+	}
+}
+
+enum { WALK_NEW, WALK_ACTIVE, WALK_ROOTED, WALK_LOST };
+
+/* Follows parent fields from II up to the root, marking the whole chain
+ * rooted or lost. A chain that meets itself is a loop. */
+static void walk_to_root(struct fsck_ctx *ctx, struct ino_info *ii)
+{
+	struct ino_info *cur = ii, *p;
+	uint8_t result;
+
+	while (cur && cur->walk == WALK_NEW && cur->ino != ctx->fs->sb.root_ino) {
+		cur->walk = WALK_ACTIVE;
+		cur = find_ino(ctx, cur->parent);
+		if (cur && !S_ISDIR(cur->mode))
+			cur = NULL;
+	}
+	if (cur && (cur->ino == ctx->fs->sb.root_ino || cur->walk == WALK_ROOTED))
+		result = WALK_ROOTED;
+	else
+		result = WALK_LOST;
+	for (p = ii; p && p->walk == WALK_ACTIVE; p = find_ino(ctx, p->parent))
+		p->walk = result;
+}
+
+static void check_inode_links(struct fsck_ctx *ctx, struct ino_info *ii)
+{
+	int is_root = ii->ino == ctx->fs->sb.root_ino;
+
+	if (S_ISDIR(ii->mode)) {
+		if (ii->refs > 1)
+			fix_problem(ctx, PR_DIR_MULTIPLY_LINKED, "directory %" PRIu64 " has %u names",
+				    ii->ino, ii->refs);
+		if (!is_root) {
+			walk_to_root(ctx, ii);
+			if (ii->refs == 0 || ii->walk != WALK_ROOTED)
+				fix_problem(ctx, PR_DIR_UNREACHABLE, "directory %" PRIu64, ii->ino);
+		}
+		if (ii->nlink != 2 + ii->subdirs)
+			fix_problem(ctx, PR_NLINK_WRONG, "directory %" PRIu64 ": %u, counted %u",
+				    ii->ino, ii->nlink, 2 + ii->subdirs);
+		return;
+	}
+	if (ii->refs == 0)
+		fix_problem(ctx, PR_INODE_UNREACHABLE, "inode %" PRIu64, ii->ino);
+	else if (ii->nlink != ii->refs)
+		fix_problem(ctx, PR_NLINK_WRONG, "inode %" PRIu64 ": %u, counted %u", ii->ino,
+			    ii->nlink, ii->refs);
+}
+
+int pass4_names(struct fsck_ctx *ctx)
+{
+	size_t i;
+
+	if (!ctx->trees_ok[RFS_TREE_INODE] || !ctx->trees_ok[RFS_TREE_DIR]) {
+		printf("%s: inode or directory tree damaged: names and link counts not checked\n",
+		       ctx->image);
+		return 0;
+	}
+	if (ctx->verbose)
+		printf("Pass 4: inodes, directories and link counts\n");
+	check_special(ctx);
+	for (i = 0; i < ctx->ndents; i++)
+		check_dirent(ctx, &ctx->dents[i]);
+	for (i = 0; i < ctx->ninodes; i++)
+		check_inode_links(ctx, &ctx->inodes[i]);
+	return 0;
+}

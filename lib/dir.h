@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dir.h - directory entries in the directory tree.
+ *
+ * One global tree keyed by (directory inode, cookie) where cookie =
+ * (48-bit seeded name hash << 15) | collision sequence. Lookup by name is a
+ * range scan over one hash value: O(log n) in any directory size. The
+ * cookie is the readdir offset and stays valid while entries come and go.
+ * "." and ".." are not stored: ".." is the directory inode's parent field.
+ */
+#ifndef RFS_DIR_H
+#define RFS_DIR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fs.h"
+
+extern const struct rfs_btree_ops rfs_dir_ops;
+
+uint64_t dir_name_hash(uint64_t seed, const void *name, size_t len);
+
+/* 0 if NAME (LEN bytes) is a valid entry name: 1..255 bytes, no '/' or
+ * NUL, not "." or "..". -ENAMETOOLONG or -EINVAL otherwise. */
+int dir_name_valid(const void *name, size_t len);
+
+/* Adds NAME -> INO (of DT_* type FTYPE) to directory DIR. -EEXIST if the
+ * name is there. *COOKIE (if not NULL) receives the entry's cookie. */
+int dir_add(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t ino,
+	    uint8_t ftype, uint64_t *cookie);
+/* Looks NAME up in DIR; -ENOENT if absent. */
+int dir_lookup(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t *ino,
+	       uint8_t *ftype, uint64_t *cookie);
+
+#endif

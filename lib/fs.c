@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * fs.c - open, sync and close a filesystem.
+ */
+#include "fs.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "crc.h"
+#include "dir.h"
+#include "inode.h"
+#include "util.h"
+
+int fs_tree_root_changed(struct rfs_btree *t)
+{
+	struct rfs_fs *fs = t->priv;
+
+	fs->sb.roots[t->ops->tree_type].blkno = t->root;
+	fs->sb.roots[t->ops->tree_type].height = t->height;
+	fs_sb_dirty(fs);
+	return 0;
+}
+
+void fs_sb_dirty(struct rfs_fs *fs)
+{
+	if (!fs->sb_bp)
+		return;
+	sb_encode(&fs->sb, fs->sb_bp->data, 0);
+	buf_dirty(fs->sb_bp);
+}
+
+static int tree_attach(struct rfs_fs *fs, struct rfs_btree *t, const struct rfs_btree_ops *ops)
+{
+	return btree_init(t, ops, fs->cache, fs->sb.roots[ops->tree_type].blkno,
+			  fs->sb.roots[ops->tree_type].height, ops->tree_type, fs);
+}
+
+int fs_trees_init(struct rfs_fs *fs)
+{
+	int ret = tree_attach(fs, &fs->bno, &rfs_bno_ops);
+
+	if (!ret)
+		ret = tree_attach(fs, &fs->cnt, &rfs_cnt_ops);
+	if (!ret)
+		ret = tree_attach(fs, &fs->inodes, &rfs_inode_ops);
+	if (!ret)
+		ret = tree_attach(fs, &fs->dirs, &rfs_dir_ops);
+	fs->fl_capacity = (fs->sb.bsize - (uint32_t)sizeof(struct rfs_freelist)) / 8;
+	return ret;
+}
+
+static int fs_setup(struct rfs_fs *fs, size_t cache_bytes, char *why, size_t whylen)
+{
+	const char *feat = sb_unsupported_feature(&fs->sb, !fs->readonly);
+	int ret;
+
+	if (feat) {
+		snprintf(why, whylen, "unsupported %s", feat);
+		return -EOPNOTSUPP;
+	}
+	ret = cache_create(fs->dev, fs->sb.block_log, cache_bytes, &fs->cache);
+	if (ret)
+		return ret;
+	cache_set_seed(fs->cache, rfs_crc_seed(fs->sb.uuid));
+	fs->cache->cur_tid = fs->sb.last_tid;
+	ret = buf_read(fs->cache, 0, &rfs_super_buf_ops, &fs->sb_bp);
+	if (ret && fs->readonly) /* a damaged primary: read-only from a backup */
+		ret = 0, fs->sb_bp = NULL;
+	if (!ret)
+		ret = fs_trees_init(fs);
+	if (ret)
+		snprintf(why, whylen, "cannot set up the metadata cache or trees: %s",
+			 strerror(-ret));
+	return ret;
+}
+
+int fs_open_with_sb(struct rfs_dev *dev, unsigned flags, size_t cache_bytes,
+		    const struct rfs_sb_info *sb, struct rfs_fs **out, char *why, size_t whylen)
+{
+	struct rfs_fs *fs = calloc(1, sizeof(*fs));
+	int ret;
+
+	if (!fs) {
+		dev_close(dev);
+		return -ENOMEM;
+	}
+	fs->dev = dev;
+	fs->readonly = !!(flags & RFS_FS_RDONLY) || dev->readonly;
+	fs->sb = *sb;
+	ret = fs_setup(fs, cache_bytes, why, whylen);
+	if (ret) {
+		buf_release(fs->sb_bp);
+		cache_destroy(fs->cache);
+		dev_close(dev);
+		free(fs);
+		return ret;
+	}
+	*out = fs;
+	return 0;
+}
+
+int fs_open(struct rfs_dev *dev, unsigned flags, size_t cache_bytes, struct rfs_fs **out,
+	    char *why, size_t whylen)
+{
+	struct rfs_sb_info sb;
+	int ret = sb_read_primary(dev, &sb, why, whylen);
+
+	if (ret) {
+		dev_close(dev);
+		return ret;
+	}
+	return fs_open_with_sb(dev, flags, cache_bytes, &sb, out, why, whylen);
+}
+
+int fs_sync(struct rfs_fs *fs)
+{
+	int ret;
+
+	if (fs->readonly)
+		return 0;
+	fs_sb_dirty(fs);
+	ret = cache_flush(fs->cache);
+	/* Backups follow the primary so that a lost block 0 costs little. */
+	if (!ret)
+		ret = sb_write_backups(fs->dev, &fs->sb, fs->sb.last_tid);
+	return ret ? ret : dev_flush(fs->dev);
+}
+
+int fs_close(struct rfs_fs *fs)
+{
+	int ret = 0;
+
+	if (!fs)
+		return 0;
+	if (!fs->readonly)
+		ret = fs_sync(fs);
+	buf_release(fs->sb_bp);
+	cache_destroy(fs->cache);
+	dev_close(fs->dev);
+	free(fs);
+	return ret;
+}

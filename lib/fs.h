@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * fs.h - an open filesystem: device, cache, superblock and trees.
+ *
+ * The handle that mkfs, fsck, the daemon and the tests share. Opening
+ * reads and checks the superblock, sets the checksum seed, pins block 0 in
+ * the cache and attaches every tree to its root.
+ */
+#ifndef RFS_FS_H
+#define RFS_FS_H
+
+#include <stdint.h>
+
+#include "btree.h"
+#include "buf.h"
+#include "dev.h"
+#include "super.h"
+
+struct rfs_fs {
+	struct rfs_dev *dev;
+	struct rfs_cache *cache;
+	struct rfs_sb_info sb;
+	struct rfs_buf *sb_bp; /* block 0, referenced while open */
+	struct rfs_btree bno, cnt, inodes, dirs;
+	uint32_t fl_capacity;  /* entries the free list block holds */
+	int readonly;
+};
+
+enum rfs_fs_flags {
+	RFS_FS_RDONLY = 1 << 0,
+};
+
+#define RFS_DEFAULT_CACHE (64u << 20)
+
+/* Opens the filesystem on DEV (taking ownership of DEV, also on failure).
+ * WHY receives a message for the user on failure. */
+int fs_open(struct rfs_dev *dev, unsigned flags, size_t cache_bytes, struct rfs_fs **out,
+	    char *why, size_t whylen);
+/* Opens with an already decoded superblock SB (fsck: from a backup when
+ * the primary is damaged; the filesystem is then read-only). */
+int fs_open_with_sb(struct rfs_dev *dev, unsigned flags, size_t cache_bytes,
+		    const struct rfs_sb_info *sb, struct rfs_fs **out, char *why, size_t whylen);
+/* Syncs (if writable) and closes everything, the device included. */
+int fs_close(struct rfs_fs *fs);
+/* Encodes the in-memory superblock into block 0 and marks it dirty. */
+void fs_sb_dirty(struct rfs_fs *fs);
+/* Writes every dirty block and the superblock, then flushes the device. */
+int fs_sync(struct rfs_fs *fs);
+
+/* root_changed op of every tree whose root lives in the superblock. */
+int fs_tree_root_changed(struct rfs_btree *t);
+
+/* Attaches the trees to the roots in fs->sb (used by open and create). */
+int fs_trees_init(struct rfs_fs *fs);
+
+/* Blocks that belong to no tree and are never free: superblock and
+ * backups, free list block, journal. */
+int fs_is_static_block(const struct rfs_fs *fs, fsblock_t b);
+
+#endif

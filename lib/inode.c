@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * inode.c - inode record encoding and the inode tree.
+ */
+#include "inode.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "util.h"
+
+static int inode_cmp(const void *a, const void *b)
+{
+	uint64_t x = rfs_get_le64(a), y = rfs_get_le64(b);
+	return x < y ? -1 : x > y;
+}
+
+int inode_mode_valid(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFLNK:
+	case S_IFCHR:
+	case S_IFBLK:
+	case S_IFIFO:
+	case S_IFSOCK:
+		return (mode & ~(uint32_t)(S_IFMT | 07777)) == 0;
+	default:
+		return 0;
+	}
+}
+
+static int inode_check_rec(const void *rec, size_t len, char *why, size_t whylen)
+{
+	struct rfs_inode inode;
+
+	if (inode_decode(rec, len, &inode)) {
+		snprintf(why, whylen, "malformed inode record (%zu bytes)", len);
+		return -EUCLEAN;
+	}
+	if (!inode_mode_valid(inode.mode)) {
+		snprintf(why, whylen, "inode %llu has invalid mode 0%o",
+			 (unsigned long long)inode.ino, inode.mode);
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+const struct rfs_btree_ops rfs_inode_ops = {
+	.tree_type = RFS_TREE_INODE,
+	.name = "inodes",
+	.key_size = 8,
+	.min_rec = sizeof(struct rfs_dinode),
+	.max_rec = sizeof(struct rfs_dinode) + RFS_INLINE_MAX,
+	.cmp_key = inode_cmp,
+	.check_rec = inode_check_rec,
+	.alloc_block = alloc_tree_block,
+	.free_block = free_tree_block,
+	.root_changed = fs_tree_root_changed,
+};
+
+static void ts_encode(struct rfs_timestamp *d, const struct timespec *ts)
+{
+	d->sec = le64_make((uint64_t)ts->tv_sec);
+	d->nsec = le32_make((uint32_t)ts->tv_nsec);
+	d->pad = 0;
+}
+
+static void ts_decode(struct timespec *ts, const struct rfs_timestamp *d)
+{
+	ts->tv_sec = (time_t)le64_get(d->sec);
+	ts->tv_nsec = (long)le32_get(d->nsec);
+}
+
+size_t inode_encode(const struct rfs_inode *inode, uint8_t *rec)
+{
+	struct rfs_dinode d;
+
+	memset(&d, 0, sizeof(d));
+	d.ino = le64_make(inode->ino);
+	d.mode = le32_make(inode->mode);
+	d.uid = le32_make(inode->uid);
+	d.gid = le32_make(inode->gid);
+	d.nlink = le32_make(inode->nlink);
+	d.size = le64_make(inode->size);
+	d.nblocks = le64_make(inode->nblocks);
+	ts_encode(&d.atime, &inode->atime);
+	ts_encode(&d.mtime, &inode->mtime);
+	ts_encode(&d.ctime, &inode->ctime);
+	ts_encode(&d.btime, &inode->btime);
+	d.flags = le64_make(inode->flags);
+	d.generation = le64_make(inode->generation);
+	d.tid = le64_make(inode->tid);
+	d.parent = le64_make(inode->parent);
+	d.rdev = le64_make(inode->rdev);
+	d.inline_type = le16_make(inode->inline_type);
+	d.inline_len = le16_make(inode->inline_len);
+	memcpy(rec, &d, sizeof(d));
+	memcpy(rec + sizeof(d), inode->inline_data, inode->inline_len);
+	return sizeof(d) + inode->inline_len;
+}
+
+int inode_decode(const uint8_t *rec, size_t len, struct rfs_inode *inode)
+{
+	struct rfs_dinode d;
+
+	if (len < sizeof(d))
+		return -EUCLEAN;
+	memcpy(&d, rec, sizeof(d));
+	memset(inode, 0, sizeof(*inode));
+	inode->ino = le64_get(d.ino);
+	inode->mode = le32_get(d.mode);
+	inode->uid = le32_get(d.uid);
+	inode->gid = le32_get(d.gid);
+	inode->nlink = le32_get(d.nlink);
+	inode->size = le64_get(d.size);
+	inode->nblocks = le64_get(d.nblocks);
+	ts_decode(&inode->atime, &d.atime);
+	ts_decode(&inode->mtime, &d.mtime);
+	ts_decode(&inode->ctime, &d.ctime);
+	ts_decode(&inode->btime, &d.btime);
+	inode->flags = le64_get(d.flags);
+	inode->generation = le64_get(d.generation);
+	inode->tid = le64_get(d.tid);
+	inode->parent = le64_get(d.parent);
+	inode->rdev = le64_get(d.rdev);
+	inode->inline_type = le16_get(d.inline_type);
+	inode->inline_len = le16_get(d.inline_len);
+	if (inode->inline_len > RFS_INLINE_MAX || len != sizeof(d) + inode->inline_len ||
+	    le32_get(d.atime.nsec) >= 1000000000u || le32_get(d.mtime.nsec) >= 1000000000u ||
+	    le32_get(d.ctime.nsec) >= 1000000000u || le32_get(d.btime.nsec) >= 1000000000u)
+		return -EUCLEAN;
+	memcpy(inode->inline_data, rec + sizeof(d), inode->inline_len);
+	return 0;
+}
+
+void inode_init_new(struct rfs_fs *fs, struct rfs_inode *inode, uint32_t mode, uint32_t uid,
+		    uint32_t gid)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(inode, 0, sizeof(*inode));
+	inode->ino = fs->sb.next_ino++;
+	inode->generation = fs->sb.next_generation++;
+	inode->mode = mode;
+	inode->uid = uid;
+	inode->gid = gid;
+	inode->nlink = 1;
+	inode->tid = fs->sb.last_tid + 1;
+	inode->atime = inode->mtime = inode->ctime = inode->btime = now;
+	fs_sb_dirty(fs);
+}
+
+int inode_insert(struct rfs_fs *fs, const struct rfs_inode *inode)
+{
+	uint8_t rec[sizeof(struct rfs_dinode) + RFS_INLINE_MAX];
+	size_t len = inode_encode(inode, rec);
+	int ret = btree_insert(&fs->inodes, rec, len);
+
+	if (!ret) {
+		fs->sb.inode_count++;
+		fs_sb_dirty(fs);
+	}
+	return ret;
+}
+
+int inode_read(struct rfs_fs *fs, rfs_ino_t ino, struct rfs_inode *inode)
+{
+	uint8_t key[8], rec[sizeof(struct rfs_dinode) + RFS_INLINE_MAX];
+	size_t len;
+	int ret;
+
+	rfs_put_le64(key, ino);
+	ret = btree_lookup(&fs->inodes, key, RFS_LOOKUP_EQ, rec, sizeof(rec), &len);
+	if (ret)
+		return ret;
+	return len > sizeof(rec) ? -EUCLEAN : inode_decode(rec, len, inode);
+}
+
+int inode_write(struct rfs_fs *fs, const struct rfs_inode *inode)
+{
+	uint8_t rec[sizeof(struct rfs_dinode) + RFS_INLINE_MAX];
+	size_t len = inode_encode(inode, rec);
+
+	return btree_update(&fs->inodes, rec, len);
+}
