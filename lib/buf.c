@@ -14,6 +14,14 @@
 
 #define MIN_BUFS 16
 
+/* Byte offset of BLKNO on the device; UINT64_MAX (which the device layer
+ * refuses) when it does not fit, so that a corrupt block number can never
+ * wrap around onto another block, such as the superblock. */
+static uint64_t blk_off(const struct rfs_cache *c, fsblock_t blkno)
+{
+	return blkno > (UINT64_MAX >> c->block_log) ? UINT64_MAX : blkno << c->block_log;
+}
+
 static size_t hash_slot(const struct rfs_cache *c, fsblock_t blkno)
 {
 	return (size_t)((blkno * 0x9e3779b97f4a7c15ull) >> 20) & c->hash_mask;
@@ -62,9 +70,12 @@ static void lru_push_head(struct rfs_cache *c, struct rfs_buf *bp)
 
 int cache_create(struct rfs_dev *dev, uint32_t block_log, size_t budget, struct rfs_cache **out)
 {
-	struct rfs_cache *c = calloc(1, sizeof(*c));
+	struct rfs_cache *c;
 	size_t nhash = 64;
 
+	if (block_log < RFS_MIN_BLOCK_LOG || block_log > RFS_MAX_BLOCK_LOG)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
 	c->dev = dev;
@@ -118,19 +129,24 @@ void cache_set_seed(struct rfs_cache *c, uint32_t seed)
 	c->csum_seed = seed;
 }
 
-/* Checks header fields, checksum, then structure. */
+/* Checks the checksum first (any damaged byte, header included, is a
+ * checksum failure), then the header fields, then the structure. */
 int buf_verify_raw(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops,
 		   const void *data, char *why, size_t whylen)
 {
 	const struct rfs_blkhdr *h = data;
 
+	if (rfs_block_check_crc(c->csum_seed, data, c->bsize)) {
+		if (le32_get(h->magic) != RFS_BLK_MAGIC)
+			snprintf(why, whylen, "checksum mismatch, bad magic 0x%08x",
+				 le32_get(h->magic));
+		else
+			snprintf(why, whylen, "checksum mismatch");
+		return -EBADMSG;
+	}
 	if (le32_get(h->magic) != RFS_BLK_MAGIC) {
 		snprintf(why, whylen, "bad magic 0x%08x", le32_get(h->magic));
 		return -EUCLEAN;
-	}
-	if (rfs_block_check_crc(c->csum_seed, data, c->bsize)) {
-		snprintf(why, whylen, "checksum mismatch");
-		return -EBADMSG;
 	}
 	if (le64_get(h->blkno) != blkno) {
 		snprintf(why, whylen, "header says block %" PRIu64 " (misdirected write)",
@@ -161,7 +177,9 @@ static void ref_get_locked(struct rfs_cache *c, struct rfs_buf *bp);
 /* Finds an unreferenced buffer to reuse, or NULL. Cache lock held.
  * Prefers the least recently used clean buffer; without one, and when the
  * cache may write back on eviction, writes the least recently used dirty
- * buffer first (dropping the lock for the I/O). */
+ * buffer first (dropping the lock for the I/O). While that write is in
+ * flight the buffer is marked WRITEBACK: buf_read, buf_new, buf_forget and
+ * cache_flush wait for it rather than race with the eviction. */
 static struct rfs_buf *evict_one_locked(struct rfs_cache *c)
 {
 	struct rfs_buf *bp, *dirty = NULL;
@@ -177,9 +195,12 @@ static struct rfs_buf *evict_one_locked(struct rfs_cache *c)
 		return NULL;
 	bp = dirty;
 	ref_get_locked(c, bp); /* off the LRU while we write it */
+	bp->flags |= RFS_BUF_WRITEBACK;
 	pthread_mutex_unlock(&c->lock);
 	ret = buf_write(bp);
 	pthread_mutex_lock(&c->lock);
+	bp->flags &= ~RFS_BUF_WRITEBACK;
+	pthread_cond_broadcast(&c->loaded);
 	if (--bp->refs > 0)
 		return NULL; /* someone else wants it now: let the caller grow */
 	if (ret || (bp->flags & RFS_BUF_DIRTY)) {
@@ -196,10 +217,23 @@ take:
 	return bp;
 }
 
+static void buf_free_slot_locked(struct rfs_cache *c, struct rfs_buf *bp)
+{
+	c->nr_bufs--;
+	buf_free(bp);
+}
+
+/* An unhashed buffer for a new block number, or NULL. Cache lock held; it
+ * may be dropped for an eviction write-back, so the caller must look its
+ * block number up again. A cache that grew past its budget (pinned or
+ * dirty buffers) first frees unreferenced buffers to shrink back. */
 static struct rfs_buf *buf_get_slot_locked(struct rfs_cache *c)
 {
 	struct rfs_buf *bp = NULL;
 
+	while (c->nr_bufs > c->max_bufs && (bp = evict_one_locked(c)) != NULL)
+		buf_free_slot_locked(c, bp);
+	bp = NULL;
 	if (c->nr_bufs >= c->max_bufs)
 		bp = evict_one_locked(c);
 	if (bp) {
@@ -234,22 +268,53 @@ static void buf_drop_locked(struct rfs_cache *c, struct rfs_buf *bp)
 	hash_remove(c, bp);
 	if (bp->flags & RFS_BUF_DIRTY)
 		c->nr_dirty--;
-	c->nr_bufs--;
-	buf_free(bp);
+	buf_free_slot_locked(c, bp);
+}
+
+/* Looks BLKNO up, waiting out a read or an eviction write-back of it. */
+static struct rfs_buf *find_settled_locked(struct rfs_cache *c, fsblock_t blkno)
+{
+	struct rfs_buf *bp;
+
+	while ((bp = hash_find(c, blkno)) && (bp->flags & (RFS_BUF_LOADING | RFS_BUF_WRITEBACK)))
+		pthread_cond_wait(&c->loaded, &c->lock);
+	return bp;
+}
+
+/* Finds BLKNO's buffer or, failing that, a free slot for it (*SLOT), with
+ * the cache lock held and no other buffer for BLKNO able to appear until it
+ * is dropped. -ENOMEM if neither. */
+static int find_or_slot_locked(struct rfs_cache *c, fsblock_t blkno, struct rfs_buf **bpp,
+			       struct rfs_buf **slot)
+{
+	*slot = NULL;
+	for (;;) {
+		*bpp = find_settled_locked(c, blkno);
+		if (*bpp) {
+			if (*slot) /* someone cached it while we evicted */
+				buf_free_slot_locked(c, *slot);
+			*slot = NULL;
+			return 0;
+		}
+		if (*slot)
+			return 0;
+		*slot = buf_get_slot_locked(c);
+		if (!*slot)
+			return -ENOMEM;
+	}
 }
 
 int buf_read(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops,
 	     struct rfs_buf **out)
 {
-	struct rfs_buf *bp;
+	struct rfs_buf *bp, *slot;
 	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		bp = hash_find(c, blkno);
-		if (!bp || !(bp->flags & RFS_BUF_LOADING))
-			break;
-		pthread_cond_wait(&c->loaded, &c->lock);
+	ret = find_or_slot_locked(c, blkno, &bp, &slot);
+	if (ret) {
+		pthread_mutex_unlock(&c->lock);
+		return ret;
 	}
 	if (bp) {
 		if (bp->ops != ops) {
@@ -264,11 +329,7 @@ int buf_read(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops
 		*out = bp;
 		return 0;
 	}
-	bp = buf_get_slot_locked(c);
-	if (!bp) {
-		pthread_mutex_unlock(&c->lock);
-		return -ENOMEM;
-	}
+	bp = slot;
 	bp->blkno = blkno;
 	bp->ops = ops;
 	bp->refs = 1;
@@ -277,7 +338,7 @@ int buf_read(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops
 	c->stats.misses++;
 	pthread_mutex_unlock(&c->lock);
 
-	ret = dev_pread(c->dev, bp->data, c->bsize, blkno << c->block_log);
+	ret = dev_pread(c->dev, bp->data, c->bsize, blk_off(c, blkno));
 	if (!ret)
 		ret = verify_loaded(c, bp);
 
@@ -297,14 +358,14 @@ int buf_new(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops,
 	    struct rfs_buf **out)
 {
 	struct rfs_blkhdr *h;
-	struct rfs_buf *bp;
+	struct rfs_buf *bp, *slot;
+	int ret;
 
 	pthread_mutex_lock(&c->lock);
-	for (;;) {
-		bp = hash_find(c, blkno);
-		if (!bp || !(bp->flags & RFS_BUF_LOADING))
-			break;
-		pthread_cond_wait(&c->loaded, &c->lock);
+	ret = find_or_slot_locked(c, blkno, &bp, &slot);
+	if (ret) {
+		pthread_mutex_unlock(&c->lock);
+		return ret;
 	}
 	if (bp) {
 		if (bp->refs) {
@@ -314,11 +375,7 @@ int buf_new(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops,
 		}
 		lru_remove(bp);
 	} else {
-		bp = buf_get_slot_locked(c);
-		if (!bp) {
-			pthread_mutex_unlock(&c->lock);
-			return -ENOMEM;
-		}
+		bp = slot;
 		bp->blkno = blkno;
 		hash_insert(c, bp);
 	}
@@ -378,8 +435,8 @@ void buf_forget(struct rfs_cache *c, fsblock_t blkno)
 	struct rfs_buf *bp;
 
 	pthread_mutex_lock(&c->lock);
-	bp = hash_find(c, blkno);
-	if (bp && !bp->refs && !(bp->flags & RFS_BUF_LOADING)) {
+	bp = find_settled_locked(c, blkno);
+	if (bp && !bp->refs) {
 		lru_remove(bp);
 		buf_drop_locked(c, bp);
 	} else if (bp) {
@@ -404,7 +461,7 @@ int buf_write(struct rfs_buf *bp)
 		return -EUCLEAN;
 	}
 	rfs_block_set_crc(c->csum_seed, bp->data, c->bsize);
-	ret = dev_pwrite(c->dev, bp->data, c->bsize, bp->blkno << c->block_log);
+	ret = dev_pwrite(c->dev, bp->data, c->bsize, blk_off(c, bp->blkno));
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&c->lock);
@@ -421,6 +478,19 @@ static int cmp_buf_blkno(const void *a, const void *b)
 {
 	const struct rfs_buf *x = *(struct rfs_buf *const *)a, *y = *(struct rfs_buf *const *)b;
 	return x->blkno < y->blkno ? -1 : x->blkno > y->blkno;
+}
+
+/* Writes BP, unless an eviction write-back (waited for) already did. */
+static int flush_one(struct rfs_cache *c, struct rfs_buf *bp)
+{
+	int dirty;
+
+	pthread_mutex_lock(&c->lock);
+	while (bp->flags & RFS_BUF_WRITEBACK)
+		pthread_cond_wait(&c->loaded, &c->lock);
+	dirty = !!(bp->flags & RFS_BUF_DIRTY);
+	pthread_mutex_unlock(&c->lock);
+	return dirty ? buf_write(bp) : 0;
 }
 
 int cache_flush(struct rfs_cache *c)
@@ -447,7 +517,7 @@ int cache_flush(struct rfs_cache *c)
 	pthread_mutex_unlock(&c->lock);
 	qsort(list, n, sizeof(*list), cmp_buf_blkno);
 	for (i = 0; i < n; i++) {
-		int r = buf_write(list[i]);
+		int r = flush_one(c, list[i]);
 		if (r && !ret)
 			ret = r;
 		buf_release(list[i]);

@@ -45,6 +45,7 @@ struct rfs_buf_ops {
 enum rfs_buf_flags {
 	RFS_BUF_DIRTY = 1u << 0,
 	RFS_BUF_LOADING = 1u << 1,
+	RFS_BUF_WRITEBACK = 1u << 2, /* being written back by eviction */
 };
 
 struct rfs_buf {

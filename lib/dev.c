@@ -48,6 +48,8 @@ static int file_pwrite(struct rfs_dev *dev, const void *buf, size_t len, uint64_
 				continue;
 			return -errno;
 		}
+		if (n == 0) /* no progress: never spin */
+			return -EIO;
 		p += n;
 		off += (uint64_t)n;
 		len -= (size_t)n;
@@ -128,9 +130,10 @@ int dev_open_file(const char *path, unsigned flags, uint64_t size, struct rfs_de
 	if (ret)
 		goto fail;
 	if ((flags & RFS_DEV_CREATE) && size > 0) {
+		/* Extend only: cutting an existing larger image would destroy it. */
 		struct stat st;
 		if (fstat(dev->fd, &st) == 0 && S_ISREG(st.st_mode) &&
-		    ftruncate(dev->fd, (off_t)size) < 0) {
+		    (uint64_t)st.st_size < size && ftruncate(dev->fd, (off_t)size) < 0) {
 			ret = -errno;
 			goto fail;
 		}
@@ -147,6 +150,18 @@ fail:
 		close(dev->fd);
 	free(dev);
 	return ret;
+}
+
+int dev_resize(struct rfs_dev *dev, uint64_t size)
+{
+	struct stat st;
+
+	if (dev->fd < 0 || fstat(dev->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return -ENOTTY;
+	if (ftruncate(dev->fd, (off_t)size) < 0)
+		return -errno;
+	dev->size = size;
+	return 0;
 }
 
 /* --- RAM backend ---------------------------------------------------- */
@@ -241,51 +256,73 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* Appends one record (a write is split into records whose length fits
+ * the le32 len field). Called with wlog_lock held. */
 static int wlog_append(struct rfs_dev *dev, uint32_t kind, const void *buf, size_t len,
 		       uint64_t off)
 {
-	struct rfs_wlog_rec rec = {
-		.kind = htole32(kind), .len = htole32((uint32_t)len), .off = htole64(off)};
+	const uint8_t *p = buf;
 	int ret;
 
-	pthread_mutex_lock(&dev->wlog_lock);
-	ret = write_all(dev->wlog_fd, &rec, sizeof(rec));
-	if (!ret && len)
-		ret = write_all(dev->wlog_fd, buf, len);
-	pthread_mutex_unlock(&dev->wlog_lock);
+	do {
+		size_t n = RFS_MIN(len, (size_t)1 << 30);
+		struct rfs_wlog_rec rec = {
+			.kind = htole32(kind), .len = htole32((uint32_t)n), .off = htole64(off)};
+
+		ret = write_all(dev->wlog_fd, &rec, sizeof(rec));
+		if (ret || !n)
+			break;
+		ret = write_all(dev->wlog_fd, p, n);
+		p += n;
+		off += n;
+		len -= n;
+	} while (!ret && len > 0);
 	return ret;
 }
 
+/* While logging, the device I/O and its record are one step under
+ * wlog_lock, so the log lists writes and flushes in the order they hit the
+ * device: replaying it rebuilds exactly what is there. */
 int dev_pwrite(struct rfs_dev *dev, const void *buf, size_t len, uint64_t off)
 {
-	int ret;
+	int logging, ret;
 
 	if (dev->readonly)
 		return -EROFS;
 	ret = dev_check_range(dev, len, off);
 	if (ret)
 		return ret;
+	logging = __atomic_load_n(&dev->wlog_fd, __ATOMIC_ACQUIRE) >= 0;
+	if (logging)
+		pthread_mutex_lock(&dev->wlog_lock);
 	ret = dev->ops->pwrite(dev, buf, len, off);
-	if (ret)
-		return ret;
-	__atomic_add_fetch(&dev->nr_writes, 1, __ATOMIC_RELAXED);
-	if (dev->wlog_fd >= 0)
-		ret = wlog_append(dev, RFS_WLOG_WRITE, buf, len, off);
+	if (!ret) {
+		__atomic_add_fetch(&dev->nr_writes, 1, __ATOMIC_RELAXED);
+		if (logging)
+			ret = wlog_append(dev, RFS_WLOG_WRITE, buf, len, off);
+	}
+	if (logging)
+		pthread_mutex_unlock(&dev->wlog_lock);
 	return ret;
 }
 
 int dev_flush(struct rfs_dev *dev)
 {
-	int ret;
+	int logging, ret;
 
 	if (dev->readonly)
 		return 0;
+	logging = __atomic_load_n(&dev->wlog_fd, __ATOMIC_ACQUIRE) >= 0;
+	if (logging)
+		pthread_mutex_lock(&dev->wlog_lock);
 	ret = dev->ops->flush(dev);
-	if (ret)
-		return ret;
-	__atomic_add_fetch(&dev->nr_flushes, 1, __ATOMIC_RELAXED);
-	if (dev->wlog_fd >= 0)
-		ret = wlog_append(dev, RFS_WLOG_FLUSH, NULL, 0, 0);
+	if (!ret) {
+		__atomic_add_fetch(&dev->nr_flushes, 1, __ATOMIC_RELAXED);
+		if (logging)
+			ret = wlog_append(dev, RFS_WLOG_FLUSH, NULL, 0, 0);
+	}
+	if (logging)
+		pthread_mutex_unlock(&dev->wlog_lock);
 	return ret;
 }
 
@@ -303,6 +340,11 @@ int dev_writelog_start(struct rfs_dev *dev, const char *path)
 		close(fd);
 		return ret;
 	}
-	dev->wlog_fd = fd;
+	/* Restarting switches logs: the old one is closed, not leaked. */
+	pthread_mutex_lock(&dev->wlog_lock);
+	if (dev->wlog_fd >= 0)
+		close(dev->wlog_fd);
+	__atomic_store_n(&dev->wlog_fd, fd, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&dev->wlog_lock);
 	return 0;
 }

@@ -32,7 +32,7 @@ void sb_encode(const struct rfs_sb_info *sb, void *block, fsblock_t blkno)
 	d->block_log = le32_make(sb->block_log);
 	d->block_count = le64_make(sb->block_count);
 	memcpy(d->uuid, sb->uuid, sizeof(d->uuid));
-	strncpy(d->label, sb->label, sizeof(d->label));
+	memcpy(d->label, sb->label, strnlen(sb->label, sizeof(d->label)));
 	d->feat_compat = le64_make(sb->feat_compat);
 	d->feat_ro_compat = le64_make(sb->feat_ro_compat);
 	d->feat_incompat = le64_make(sb->feat_incompat);
