@@ -89,7 +89,7 @@ int fs_geometry(const struct rfs_mkfs_opts *opts, uint64_t dev_size, struct rfs_
 	sb->lost_found_ino = RFS_LOST_FOUND_INO;
 	sb->last_tid = 1;
 	sb->mkfs_time = sb->write_time = (uint64_t)time(NULL);
-	memcpy(&sb->hash_seed, sb->uuid + 8, sizeof(sb->hash_seed));
+	sb->hash_seed = rfs_get_le64(sb->uuid + 8);
 	return 0;
 }
 

@@ -150,7 +150,7 @@ void inode_init_new(struct rfs_fs *fs, struct rfs_inode *inode, uint32_t mode, u
 	inode->uid = uid;
 	inode->gid = gid;
 	inode->nlink = 1;
-	inode->tid = fs->sb.last_tid + 1;
+	inode->tid = fs->cache->cur_tid; /* the transaction making it */
 	inode->atime = inode->mtime = inode->ctime = inode->btime = now;
 	fs_sb_dirty(fs);
 }

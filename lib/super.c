@@ -117,8 +117,10 @@ static int sb_check_geometry(const struct rfs_sb_info *sb, uint64_t dev_size, ch
 	uint64_t n = sb->block_count;
 	unsigned i;
 
-	if (n < 512)
-		return BAD("block count %" PRIu64 " too small", n);
+	if (n < 512 || n > (1ull << 48))
+		return BAD("block count %" PRIu64 " out of range", n);
+	if (sb->roots[0].blkno || sb->roots[0].height)
+		return BAD("reserved tree slot 0 is not empty");
 	if (dev_size && n > (dev_size >> sb->block_log))
 		return BAD("block count %" PRIu64 " exceeds the device (%" PRIu64 " blocks)", n,
 			   dev_size >> sb->block_log);

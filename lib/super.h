@@ -4,8 +4,8 @@
  * backup copies.
  *
  * The superblock is block 0; backups sit at block_count/2 and
- * block_count-1. Reading the primary cannot use the cache (the checksum
- * seed comes from the superblock's own uuid), so sb_read() reads raw bytes,
+ * block_count-1. Reading a copy cannot use the cache (the checksum seed
+ * comes from the superblock's own uuid), so sb_read_at() reads raw bytes,
  * takes the uuid, and verifies the crc against it.
  */
 #ifndef RFS_SUPER_H
@@ -47,8 +47,7 @@ extern const struct rfs_buf_ops rfs_super_buf_ops;
  * type and blkno are set; the crc is left to the writer). */
 void sb_encode(const struct rfs_sb_info *sb, void *block, fsblock_t blkno);
 /* Decodes and range-checks a superblock image (crc not checked here).
- * DEV_BLOCKS is the device size in blocks of the decoded block size, or 0
- * to skip that check. -EUCLEAN with WHY on any inconsistency. */
+ * DEV_SIZE is the device size in bytes, or 0 to skip that check. -EUCLEAN with WHY on any inconsistency. */
 int sb_decode(const void *block, uint64_t dev_size, struct rfs_sb_info *sb, char *why,
 	      size_t whylen);
 
