@@ -30,17 +30,18 @@ static const struct rfs_btree_ops *registry[256];
 
 int btree_register(const struct rfs_btree_ops *ops)
 {
-	if (ops->tree_type == 0 || ops->key_size == 0 || ops->key_size > RFS_BTREE_MAX_KEY ||
+	if (ops->tree_type == 0 || ops->tree_type >= RFS_ARRAY_SIZE(registry) ||
+	    ops->key_size == 0 || ops->key_size > RFS_BTREE_MAX_KEY ||
 	    ops->min_rec < ops->key_size ||
 	    ops->max_rec < ops->min_rec || !ops->cmp_key)
 		return -EINVAL;
-	registry[ops->tree_type & 0xff] = ops;
+	registry[ops->tree_type] = ops;
 	return 0;
 }
 
 const struct rfs_btree_ops *btree_ops_for(uint16_t tree_type)
 {
-	return tree_type < 256 ? registry[tree_type] : NULL;
+	return tree_type < RFS_ARRAY_SIZE(registry) ? registry[tree_type] : NULL;
 }
 
 /* --- node accessors ------------------------------------------------- */
@@ -611,6 +612,7 @@ static int grow_root(struct rfs_btree *t, struct rfs_buf *left, struct rfs_buf *
 	struct recref refs[2];
 	struct rfs_buf *root = s->bp[--s->n];
 	unsigned level = node_level(left->data) + 1, len = t->ops->key_size + PTR_SIZE;
+	int ret;
 
 	make_internal(t, ent[0], node_rec(left->data, 0, NULL), left->blkno);
 	make_internal(t, ent[1], sepkey, right->blkno);
@@ -618,9 +620,9 @@ static int grow_root(struct rfs_btree *t, struct rfs_buf *left, struct rfs_buf *
 	refs[1] = (struct recref){ent[1], len};
 	node_build(t, root->data, level, refs, 2);
 	buf_dirty(root);
-	set_root(t, root->blkno, t->height + 1);
+	ret = set_root(t, root->blkno, t->height + 1);
 	buf_release(root);
-	return 0;
+	return ret;
 }
 
 /*
@@ -1069,7 +1071,7 @@ int btree_lookup(struct rfs_btree *t, const void *key, enum rfs_lookup_mode mode
 {
 	struct rfs_btree_cursor cur;
 	const void *r;
-	size_t l;
+	size_t l = 0;
 	int ret;
 
 	btree_cursor_init(&cur, t);
@@ -1134,6 +1136,7 @@ static void check_node(struct check_walk *w, fsblock_t blkno, unsigned level, co
 	struct rfs_btree *t = w->t;
 	struct rfs_buf *bp;
 	const uint8_t *d;
+	char why[160];
 	unsigned n, i;
 	int ret;
 
@@ -1143,10 +1146,17 @@ static void check_node(struct check_walk *w, fsblock_t blkno, unsigned level, co
 			     ret == -EBADMSG ? "checksum mismatch" : "bad header or structure");
 		return;
 	}
+	d = bp->data;
+	/* A cached node was verified when it was read, not since: check it
+	 * again (invariants 2 and 5) before trusting its slots. */
+	if (btree_node_verify(t->cache, d, why, sizeof(why))) {
+		check_report(w, blkno, "%s: %s", t->ops->name, why);
+		buf_release(bp);
+		return;
+	}
 	w->chk->nodes++;
 	if (w->chk->visit_node)
 		w->chk->visit_node(w->chk->arg, t, blkno, level);
-	d = bp->data;
 	n = node_nrecs(d);
 	if (le64_get(((const struct rfs_blkhdr *)d)->owner) != t->owner)
 		check_report(w, blkno, "owner %" PRIu64 ", expected %" PRIu64,
