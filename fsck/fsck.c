@@ -144,7 +144,11 @@ static void print_summary(const struct fsck_ctx *ctx)
 	char total[32];
 
 	printf("%s: %s, %zu inodes, %" PRIu64 "/%" PRIu64 " blocks used (%.1f%% of %s)\n",
-	       ctx->image, ctx->problems ? "problems found" : "clean", ctx->ninodes, used,
+	       ctx->image,
+	       !ctx->problems			  ? "clean"
+	       : ctx->problems == ctx->fixed ? "all problems fixed"
+					      : "problems left uncorrected",
+	       ctx->ninodes, used,
 	       sb->block_count, 100.0 * (double)used / (double)sb->block_count,
 	       cli_human_size(sb->block_count << sb->block_log, total, sizeof(total)));
 }

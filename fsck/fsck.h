@@ -81,6 +81,7 @@ struct fsck_ctx {
 	struct dent_info *dents;
 	size_t ndents, cap_dents;
 	uint64_t problems, fixed;
+	int replayed; /* the journal held transactions */
 	uint64_t tree_nodes[RFS_TREE_MAX], tree_records[RFS_TREE_MAX];
 	int trees_ok[RFS_TREE_MAX];
 };

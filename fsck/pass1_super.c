@@ -52,7 +52,7 @@ static void check_journal_sb(struct fsck_ctx *ctx)
 		fix_problem(ctx, PR_JOURNAL_SB_BAD, "block %" PRIu64 ": %s",
 			    ctx->fs->sb.journal_start, why);
 	else if (!empty)
-		fix_problem(ctx, PR_JOURNAL_NEEDS_RECOVERY, "mount the filesystem to replay it");
+		fix_problem(ctx, PR_JOURNAL_NEEDS_RECOVERY, "the log is still not empty after replay");
 }
 
 static int add_static_claims(struct fsck_ctx *ctx)
@@ -71,11 +71,55 @@ static int add_static_claims(struct fsck_ctx *ctx)
 	return ret;
 }
 
-/* Opens the filesystem from the primary, or from a backup. Returns an
- * fsck exit code if it cannot go on, else 0. */
+/*
+ * Replays the journal: for real with -p/-y, into an in-memory overlay with
+ * -n so that the replayed view is checked without writing the image.
+ * Returns 0 to go on (with *SB re-read if replay rewrote it).
+ */
+static int replay_journal(struct fsck_ctx *ctx, struct rfs_dev **dev, struct rfs_sb_info *sb)
+{
+	struct rfs_recovery_info info;
+	char why[200];
+	int ret;
+
+	if (ctx->mode == FSCK_NO) {
+		struct rfs_dev *ov;
+		ret = dev_open_overlay(*dev, sb->bsize, &ov);
+		if (ret)
+			return FSCK_EXIT_OPERROR;
+		*dev = ov;
+	}
+	ret = journal_recover(*dev, sb, &info);
+	if (ret == -EUCLEAN) {
+		fix_problem(ctx, PR_JOURNAL_SB_BAD, "block %" PRIu64 ": cannot replay the log",
+			    sb->journal_start);
+		return 0;
+	}
+	if (ret) {
+		fprintf(stderr, "%s: journal recovery failed: %s\n", ctx->image, strerror(-ret));
+		return FSCK_EXIT_OPERROR;
+	}
+	ctx->replayed = info.needed;
+	if (info.needed && fix_problem(ctx, PR_JOURNAL_NEEDS_RECOVERY,
+				       "%" PRIu64 " transaction(s), %" PRIu64 " block(s) written, %"
+				       PRIu64 " revoked%s", info.transactions, info.blocks_written,
+				       info.blocks_revoked,
+				       ctx->mode == FSCK_NO ? "; checking the replayed view" : ""))
+		ctx->fixed++;
+	if (info.needed && ctx->verbose)
+		printf("%s: %s\n", ctx->image, info.stop);
+	if (info.needed && sb_read_primary(*dev, sb, why, sizeof(why))) {
+		fprintf(stderr, "%s: superblock unreadable after replay: %s\n", ctx->image, why);
+		return FSCK_EXIT_UNCORRECTED;
+	}
+	return 0;
+}
+
+/* Opens the filesystem from the primary (after replaying the journal), or
+ * from a backup. Returns an fsck exit code if it cannot go on, else 0. */
 static int open_fs(struct fsck_ctx *ctx, struct rfs_dev *dev)
 {
-	unsigned flags = ctx->mode == FSCK_NO ? RFS_FS_RDONLY : 0;
+	unsigned flags = ctx->mode == FSCK_NO ? RFS_FS_RDONLY : RFS_FS_NOJOURNAL;
 	struct rfs_sb_info sb;
 	fsblock_t at;
 	char why[200];
@@ -96,6 +140,12 @@ static int open_fs(struct fsck_ctx *ctx, struct rfs_dev *dev)
 		}
 		printf("%s: using the backup superblock at block %" PRIu64 "\n", ctx->image, at);
 		flags |= RFS_FS_RDONLY;
+	} else {
+		ret = replay_journal(ctx, &dev, &sb);
+		if (ret) {
+			dev_close(dev);
+			return ret;
+		}
 	}
 	ret = fs_open_with_sb(dev, flags, RFS_DEFAULT_CACHE, &sb, &ctx->fs, why, sizeof(why));
 	if (ret == -EOPNOTSUPP) {

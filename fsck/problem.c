@@ -2,9 +2,10 @@
 /*
  * problem.c - the problem table and fix_problem().
  *
- * This first version of fsck checks; its repairs come with the fsck issue.
- * Every entry is therefore PR_NO_REPAIR for now, and fix_problem() says so
- * plainly instead of pretending.
+ * This version of fsck repairs one thing, a journal that needs replay (the
+ * replay itself happens in pass 1 before any check); every other entry is
+ * PR_NO_REPAIR until the fsck issue adds its repair, and fix_problem() says
+ * so plainly instead of pretending.
  */
 #include "problem.h"
 
@@ -26,7 +27,7 @@ static const struct problem_def table[PR_COUNT] = {
 							 "mounted", NR},
 	[PR_JOURNAL_SB_BAD] = {"JOURNAL_SB_BAD", "journal superblock is damaged", NR},
 	[PR_JOURNAL_NEEDS_RECOVERY] = {"JOURNAL_NEEDS_RECOVERY", "the journal holds transactions "
-								 "to replay", NR},
+								 "to replay", PR_PREEN_OK},
 	[PR_FREELIST_BAD] = {"FREELIST_BAD", "free list block is damaged", NR},
 	[PR_TREE_CORRUPT] = {"TREE_CORRUPT", "B+tree is damaged", NR},
 	[PR_BLOCK_MULTIPLY_CLAIMED] = {"BLOCK_MULTIPLY_CLAIMED", "blocks are claimed twice", NR},

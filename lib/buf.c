@@ -239,6 +239,8 @@ static struct rfs_buf *buf_get_slot_locked(struct rfs_cache *c)
 	if (bp) {
 		bp->flags = 0;
 		bp->hnext = NULL;
+		bp->jtid = 0;
+		bp->jpins = 0;
 		return bp;
 	}
 	bp = calloc(1, sizeof(*bp));
@@ -392,6 +394,8 @@ int buf_new(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops,
 	h->type = le16_make(ops->type);
 	h->blkno = le64_make(blkno);
 	h->owner = le64_make(owner);
+	if (c->hooks)
+		c->hooks->dirty(c->hook_arg, bp);
 	*out = bp;
 	return 0;
 }
@@ -413,8 +417,12 @@ void buf_release(struct rfs_buf *bp)
 		return;
 	c = bp->cache;
 	pthread_mutex_lock(&c->lock);
-	if (--bp->refs == 0)
-		lru_push_head(c, bp);
+	if (--bp->refs == 0) {
+		if (bp->flags & RFS_BUF_FORGOTTEN)
+			buf_free_slot_locked(c, bp);
+		else
+			lru_push_head(c, bp);
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -428,19 +436,26 @@ void buf_dirty(struct rfs_buf *bp)
 		c->nr_dirty++;
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (c->hooks)
+		c->hooks->dirty(c->hook_arg, bp);
 }
 
 void buf_forget(struct rfs_cache *c, fsblock_t blkno)
 {
 	struct rfs_buf *bp;
 
+	if (c->hooks)
+		c->hooks->forget(c->hook_arg, blkno);
 	pthread_mutex_lock(&c->lock);
 	bp = find_settled_locked(c, blkno);
 	if (bp && !bp->refs) {
 		lru_remove(bp);
 		buf_drop_locked(c, bp);
 	} else if (bp) {
-		rfs_log(RFS_LOG_ERR, "block %" PRIu64 " freed while in use", blkno);
+		hash_remove(c, bp);
+		if (bp->flags & RFS_BUF_DIRTY)
+			c->nr_dirty--;
+		bp->flags = (bp->flags & ~RFS_BUF_DIRTY) | RFS_BUF_FORGOTTEN;
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -508,7 +523,7 @@ int cache_flush(struct rfs_cache *c)
 	for (i = 0; i <= c->hash_mask; i++) {
 		struct rfs_buf *bp;
 		for (bp = c->hash[i]; bp; bp = bp->hnext) {
-			if (!(bp->flags & RFS_BUF_DIRTY) || n > c->nr_dirty)
+			if (!(bp->flags & RFS_BUF_DIRTY) || bp->jpins || n > c->nr_dirty)
 				continue;
 			ref_get_locked(c, bp);
 			list[n++] = bp;

@@ -8,6 +8,10 @@
  * the block type's own structure check. Every block that leaves for disk is
  * structure-checked again and re-checksummed.
  *
+ * With a journal attached (hooks), a buffer in an uncommitted transaction
+ * is held (refs) and pinned (jpins): it is neither evicted nor written home
+ * until its transaction has committed.
+ *
  * Invariants:
  *  1. A block number has at most one buffer in the cache.
  *  2. A buffer with refs > 0 is never evicted or reused.
@@ -46,6 +50,15 @@ enum rfs_buf_flags {
 	RFS_BUF_DIRTY = 1u << 0,
 	RFS_BUF_LOADING = 1u << 1,
 	RFS_BUF_WRITEBACK = 1u << 2, /* being written back by eviction */
+	RFS_BUF_FORGOTTEN = 1u << 3, /* block freed while referenced: dropped at release */
+};
+
+/* Set by the journal: told of every buffer made dirty and every block
+ * forgotten (freed), so that it can add the buffer to the running
+ * transaction or revoke the block. Called without the cache lock. */
+struct rfs_cache_hooks {
+	void (*dirty)(void *arg, struct rfs_buf *bp);
+	void (*forget)(void *arg, fsblock_t blkno);
 };
 
 struct rfs_buf {
@@ -56,6 +69,8 @@ struct rfs_buf {
 	int refs;
 	unsigned flags;
 	int load_err;			     /* result of the read, for waiters */
+	rfs_tid_t jtid;			     /* journal: last transaction it joined */
+	unsigned jpins;			     /* journal: uncommitted transactions holding it */
 	struct rfs_buf *hnext;		     /* hash chain */
 	struct rfs_buf *lru_prev, *lru_next; /* on the LRU while refs == 0 */
 };
@@ -71,6 +86,8 @@ struct rfs_cache {
 	rfs_tid_t cur_tid; /* stamped into headers at write */
 	size_t max_bufs, nr_bufs, nr_dirty;
 	int writeback_on_evict;
+	const struct rfs_cache_hooks *hooks;
+	void *hook_arg;
 	struct rfs_buf **hash;
 	size_t hash_mask;
 	struct rfs_buf lru; /* sentinel: lru.lru_next is the most recently used */
@@ -97,12 +114,15 @@ int buf_new(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops,
 void buf_hold(struct rfs_buf *bp);
 void buf_release(struct rfs_buf *bp);
 void buf_dirty(struct rfs_buf *bp);
-/* Drops BLKNO from the cache, dirty or not (the block was freed). */
+/* Drops BLKNO from the cache, dirty or not (the block was freed). A
+ * buffer still referenced leaves the hash at once and is freed, unwritten,
+ * at its last release. */
 void buf_forget(struct rfs_cache *c, fsblock_t blkno);
 
 /* Stamps header, verifies structure, checksums and writes one buffer. */
 int buf_write(struct rfs_buf *bp);
-/* Writes every dirty buffer (in block order) and flushes the device. */
+/* Writes every dirty, unpinned buffer (in block order) and flushes the
+ * device. */
 int cache_flush(struct rfs_cache *c);
 
 /* Verifies a raw block image against OPS without the cache (fsck). */

@@ -10,6 +10,11 @@ uint32_t rfs_crc_seed(const uint8_t uuid[16])
 	return (uint32_t)crc32(0, uuid, 16);
 }
 
+uint32_t rfs_crc32(uint32_t crc, const void *buf, size_t len)
+{
+	return (uint32_t)crc32(crc, buf, (uInt)len);
+}
+
 uint32_t rfs_block_crc(uint32_t seed, const void *block, size_t size)
 {
 	static const uint8_t zero[4];

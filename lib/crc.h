@@ -12,6 +12,8 @@
 #include <stdint.h>
 
 uint32_t rfs_crc_seed(const uint8_t uuid[16]);
+/* Plain zlib crc32 continuing from CRC (for log tags and chains). */
+uint32_t rfs_crc32(uint32_t crc, const void *buf, size_t len);
 uint32_t rfs_block_crc(uint32_t seed, const void *block, size_t size);
 void rfs_block_set_crc(uint32_t seed, void *block, size_t size);
 /* 0 if the stored crc matches, -EBADMSG if not. */

@@ -213,6 +213,146 @@ int dev_open_mem(uint64_t size, struct rfs_dev **out)
 	return 0;
 }
 
+/* --- overlay backend -------------------------------------------------- */
+
+struct rfs_overlay {
+	struct rfs_dev *base;
+	uint32_t gran;
+	uint64_t *keys; /* block index + 1; 0 = empty slot */
+	uint8_t **data;
+	size_t cap, n;
+};
+
+static size_t ov_slot(const struct rfs_overlay *o, uint64_t key)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 13) & (o->cap - 1);
+}
+
+static uint8_t **ov_find(struct rfs_overlay *o, uint64_t idx, int create)
+{
+	uint64_t key = idx + 1;
+	size_t s;
+
+	if (create && (o->n + 1) * 2 > o->cap) {
+		struct rfs_overlay big = *o;
+		size_t i;
+		big.cap = o->cap ? o->cap * 2 : 256;
+		big.keys = calloc(big.cap, sizeof(*big.keys));
+		big.data = calloc(big.cap, sizeof(*big.data));
+		if (!big.keys || !big.data) {
+			free(big.keys);
+			free(big.data);
+			return NULL;
+		}
+		big.n = 0;
+		for (i = 0; i < o->cap; i++) {
+			if (!o->keys[i])
+				continue;
+			s = ov_slot(&big, o->keys[i]);
+			while (big.keys[s])
+				s = (s + 1) & (big.cap - 1);
+			big.keys[s] = o->keys[i];
+			big.data[s] = o->data[i];
+			big.n++;
+		}
+		free(o->keys);
+		free(o->data);
+		*o = big;
+	}
+	if (!o->cap)
+		return NULL;
+	for (s = ov_slot(o, key); o->keys[s]; s = (s + 1) & (o->cap - 1))
+		if (o->keys[s] == key)
+			return &o->data[s];
+	if (!create)
+		return NULL;
+	o->keys[s] = key;
+	o->n++;
+	return &o->data[s];
+}
+
+static int overlay_pread(struct rfs_dev *dev, void *buf, size_t len, uint64_t off)
+{
+	struct rfs_overlay *o = dev->overlay;
+	uint8_t *p = buf;
+
+	while (len > 0) {
+		uint64_t idx = off / o->gran, in = off % o->gran;
+		size_t n = (size_t)RFS_MIN((uint64_t)len, o->gran - in);
+		uint8_t **blk = ov_find(o, idx, 0);
+		int ret = blk ? (memcpy(p, *blk + in, n), 0) : dev_pread(o->base, p, n, off);
+		if (ret)
+			return ret;
+		p += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int overlay_pwrite(struct rfs_dev *dev, const void *buf, size_t len, uint64_t off)
+{
+	struct rfs_overlay *o = dev->overlay;
+	const uint8_t *p = buf;
+
+	if (off % o->gran || len % o->gran)
+		return -EINVAL;
+	for (; len > 0; p += o->gran, off += o->gran, len -= o->gran) {
+		uint8_t **blk = ov_find(o, off / o->gran, 1);
+		if (!blk)
+			return -ENOMEM;
+		if (!*blk && !(*blk = malloc(o->gran)))
+			return -ENOMEM;
+		memcpy(*blk, p, o->gran);
+	}
+	return 0;
+}
+
+static int overlay_flush(struct rfs_dev *dev)
+{
+	(void)dev;
+	return 0;
+}
+
+static void overlay_close(struct rfs_dev *dev)
+{
+	struct rfs_overlay *o = dev->overlay;
+	size_t i;
+
+	for (i = 0; i < o->cap; i++)
+		free(o->data[i]);
+	free(o->keys);
+	free(o->data);
+	dev_close(o->base);
+	free(o);
+}
+
+static const struct rfs_dev_ops overlay_ops = {
+	.pread = overlay_pread,
+	.pwrite = overlay_pwrite,
+	.flush = overlay_flush,
+	.close = overlay_close,
+};
+
+int dev_open_overlay(struct rfs_dev *base, uint32_t gran, struct rfs_dev **out)
+{
+	struct rfs_dev *dev = dev_alloc();
+	struct rfs_overlay *o = calloc(1, sizeof(*o));
+
+	if (!dev || !o || gran == 0) {
+		free(dev);
+		free(o);
+		return gran ? -ENOMEM : -EINVAL;
+	}
+	o->base = base;
+	o->gran = gran;
+	dev->overlay = o;
+	dev->size = base->size;
+	dev->ops = &overlay_ops;
+	*out = dev;
+	return 0;
+}
+
 /* --- common entry points -------------------------------------------- */
 
 void dev_close(struct rfs_dev *dev)

@@ -37,6 +37,7 @@ struct rfs_dev {
 	int wlog_fd; /* -1 when not logging */
 	pthread_mutex_t wlog_lock;
 	uint64_t nr_writes, nr_flushes; /* statistics */
+	struct rfs_overlay *overlay;	/* overlay backend */
 };
 
 enum rfs_dev_flags {
@@ -52,6 +53,11 @@ enum rfs_dev_flags {
 int dev_open_file(const char *path, unsigned flags, uint64_t size, struct rfs_dev **out);
 /* Sets a regular file's size to SIZE (sparse); -ENOTTY for other kinds. */
 int dev_resize(struct rfs_dev *dev, uint64_t size);
+/* An overlay over BASE (which it owns): reads come from BASE except for
+ * blocks of GRAN bytes written through the overlay, which live in memory.
+ * Writes must be GRAN-aligned. Used to replay a journal without writing
+ * the image (read-only mounts, fsck -n). */
+int dev_open_overlay(struct rfs_dev *base, uint32_t gran, struct rfs_dev **out);
 /* A zero-filled RAM device of SIZE bytes, for unit tests. */
 int dev_open_mem(uint64_t size, struct rfs_dev **out);
 void dev_close(struct rfs_dev *dev);

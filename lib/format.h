@@ -48,6 +48,9 @@ enum rfs_blk_type {
 	RFS_BLK_BTREE = 2,	/* node of any B+tree */
 	RFS_BLK_FREELIST = 3,	/* reserve list of blocks for free-space tree nodes */
 	RFS_BLK_JOURNAL_SB = 4, /* journal superblock */
+	RFS_BLK_JDESC = 5,	/* log: descriptor (magic RFS_JRNL_MAGIC) */
+	RFS_BLK_JCOMMIT = 6,	/* log: commit block (magic RFS_JRNL_MAGIC) */
+	RFS_BLK_JREVOKE = 7,	/* log: revoke block (magic RFS_JRNL_MAGIC) */
 	RFS_BLK_TYPE_MAX
 };
 
@@ -302,18 +305,71 @@ struct rfs_dirent { /* RFS_TREE_DIR record */
 } __attribute__((packed));
 _Static_assert(sizeof(struct rfs_dirent) == 26, "dirent size");
 
-/* Journal superblock (the log itself is defined with the journal) ---- */
+/* Journal ----------------------------------------------------------- */
+
+/*
+ * The log region [sb.journal_start, +journal_blocks) holds the journal
+ * superblock at relative block 0 and a ring of transactions in relative
+ * blocks [first, blocks). A transaction is, in ring order:
+ *
+ *   descriptor, its tagged blocks..., [descriptor, blocks...]..., revoke...,
+ *   commit
+ *
+ * Log control blocks (descriptor, revoke, commit) carry the usual block
+ * header but with magic RFS_JRNL_MAGIC, so that they can never be taken for
+ * a metadata block; hdr.blkno is their own absolute block number and
+ * hdr.tid their transaction. A logged block whose first four bytes equal
+ * RFS_JRNL_MAGIC is stored with them zeroed and RFS_JTAG_ESCAPE set.
+ */
+#define RFS_JRNL_MAGIC 0x4a534652u /* "RFSJ" as bytes on disk */
 
 struct rfs_journal_sb {
-	struct rfs_blkhdr hdr; /*  0 */
+	struct rfs_blkhdr hdr; /*  0 magic RFS_BLK_MAGIC, type RFS_BLK_JOURNAL_SB */
 	rfs_le32_t blocks;     /* 40 length of the log region, this block included */
-	rfs_le32_t first;      /* 44 first log block, relative to the region */
-	rfs_le64_t sequence;   /* 48 first tid expected in the log */
+	rfs_le32_t first;      /* 44 first ring block, relative to the region */
+	rfs_le64_t sequence;   /* 48 tid of the transaction at start (or the next one) */
 	rfs_le32_t start;      /* 56 relative block of the oldest live transaction, 0 = empty */
 	rfs_le32_t errno_;     /* 60 */
 	rfs_le64_t features;   /* 64 */
 	uint8_t uuid[16];      /* 72 equals the filesystem uuid */
 };
 _Static_assert(sizeof(struct rfs_journal_sb) == 88, "journal sb size");
+
+enum rfs_jtag_flags {
+	RFS_JTAG_ESCAPE = 1u << 0, /* first 4 bytes were RFS_JRNL_MAGIC: restore them */
+};
+
+struct rfs_jtag {
+	rfs_le64_t blkno; /* home block number */
+	rfs_le32_t flags; /* enum rfs_jtag_flags */
+	rfs_le32_t crc;	  /* crc32 (seeded) of the block as stored in the log */
+};
+_Static_assert(sizeof(struct rfs_jtag) == 16, "jtag size");
+
+struct rfs_jdesc {
+	struct rfs_blkhdr hdr; /*  0 type RFS_BLK_JDESC */
+	rfs_le32_t ntags;      /* 40 blocks that follow this descriptor */
+	rfs_le32_t pad;	       /* 44 */
+	struct rfs_jtag tags[]; /* 48 */
+};
+_Static_assert(sizeof(struct rfs_jdesc) == 48, "jdesc header size");
+
+struct rfs_jrevoke {
+	struct rfs_blkhdr hdr; /*  0 type RFS_BLK_JREVOKE */
+	rfs_le32_t count;      /* 40 entries */
+	rfs_le32_t pad;	       /* 44 */
+	rfs_le64_t blocks[];   /* 48 revoked home block numbers */
+};
+_Static_assert(sizeof(struct rfs_jrevoke) == 48, "jrevoke header size");
+
+struct rfs_jcommit {
+	struct rfs_blkhdr hdr; /*  0 type RFS_BLK_JCOMMIT */
+	rfs_le32_t nblocks;    /* 40 log blocks of the transaction before this one */
+	rfs_le32_t txn_crc;    /* 44 crc32 (seeded) over the le32 crcs of those blocks */
+	rfs_le64_t sec;	       /* 48 commit time */
+	rfs_le32_t nsec;       /* 56 */
+	rfs_le32_t flags;      /* 60 0 */
+};
+_Static_assert(sizeof(struct rfs_jcommit) == 64, "jcommit size");
 
 #endif /* RFS_FORMAT_H */

@@ -16,6 +16,15 @@
 #include "dev.h"
 #include "super.h"
 
+struct rfs_journal;
+
+/* What journal recovery did at open (needed == 0: the log was empty). */
+struct rfs_recovery_summary {
+	int needed;
+	uint64_t transactions, blocks_written, blocks_revoked;
+	char stop[160];
+};
+
 struct rfs_fs {
 	struct rfs_dev *dev;
 	struct rfs_cache *cache;
@@ -23,17 +32,24 @@ struct rfs_fs {
 	struct rfs_buf *sb_bp; /* block 0, referenced while open */
 	struct rfs_btree bno, cnt, inodes, dirs;
 	uint32_t fl_capacity;  /* entries the free list block holds */
+	struct rfs_journal *journal; /* NULL: no journal (mkfs, read-only, fsck) */
+	struct rfs_recovery_summary recovery;
 	int readonly;
 };
 
 enum rfs_fs_flags {
 	RFS_FS_RDONLY = 1 << 0,
+	/* Write without a journal (fsck repairs, unit tests of single layers).
+	 * Recovery still runs first. */
+	RFS_FS_NOJOURNAL = 1 << 1,
 };
 
 #define RFS_DEFAULT_CACHE (64u << 20)
 
-/* Opens the filesystem on DEV (taking ownership of DEV, also on failure).
- * WHY receives a message for the user on failure. */
+/* Opens the filesystem on DEV (taking ownership of DEV, also on failure):
+ * replays the journal (read-only: into memory, the image is not written),
+ * then attaches a journal unless read-only or RFS_FS_NOJOURNAL. WHY
+ * receives a message for the user on failure. */
 int fs_open(struct rfs_dev *dev, unsigned flags, size_t cache_bytes, struct rfs_fs **out,
 	    char *why, size_t whylen);
 /* Opens with an already decoded superblock SB (fsck: from a backup when
