@@ -27,6 +27,8 @@ static const char *const owner_names[CLAIM_OWNER_MAX] = {
 	[CLAIM_TREE_CNT] = "the free-space (cnt) tree",
 	[CLAIM_TREE_INODE] = "the inode tree",
 	[CLAIM_TREE_DIR] = "the directory tree",
+	[CLAIM_TREE_BMAP] = "the extent tree",
+	[CLAIM_FILE_DATA] = "file data",
 	[CLAIM_FREE] = "free space",
 };
 
@@ -188,5 +190,6 @@ int main(int argc, char **argv)
 	free(ctx.cnt_extents.v);
 	free(ctx.inodes);
 	free(ctx.dents);
+	free(ctx.exts);
 	return ret ? ret : exit_code(&ctx);
 }

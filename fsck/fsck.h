@@ -46,6 +46,8 @@ enum claim_owner {
 	CLAIM_TREE_CNT,
 	CLAIM_TREE_INODE,
 	CLAIM_TREE_DIR,
+	CLAIM_TREE_BMAP,
+	CLAIM_FILE_DATA,
 	CLAIM_FREE,
 	CLAIM_OWNER_MAX
 };
@@ -61,7 +63,15 @@ struct ino_info {
 	uint32_t mode, nlink;
 	uint32_t refs;	  /* directory entries naming it */
 	uint32_t subdirs; /* entries of it that are directories */
+	uint64_t nblocks; /* as the inode says */
+	uint64_t mapped;  /* as its extents say */
 	uint8_t walk;	  /* reachability walk state */
+};
+
+/* Blocks a file's extents map, per inode (one entry per extent). */
+struct ext_info {
+	rfs_ino_t ino;
+	uint64_t len;
 };
 
 struct dent_info {
@@ -80,6 +90,8 @@ struct fsck_ctx {
 	size_t ninodes, cap_inodes;
 	struct dent_info *dents;
 	size_t ndents, cap_dents;
+	struct ext_info *exts;
+	size_t nexts, cap_exts;
 	uint64_t problems, fixed;
 	int replayed; /* the journal held transactions */
 	uint64_t tree_nodes[RFS_TREE_MAX], tree_records[RFS_TREE_MAX];

@@ -5,8 +5,9 @@
  * Runs the engine's own checker (lib/btree.c) over each tree, so fsck and
  * the daemon agree on what a valid tree is. On the way it records every
  * node block as a claim, and gathers what later passes need: free extents
- * from both free-space trees, a summary of each inode, and each directory
- * entry. The free list's entries are claimed here too.
+ * from both free-space trees, a summary of each inode, each directory
+ * entry, and each file extent (whose blocks are claimed as file data). The
+ * free list's entries are claimed here too.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,6 +29,8 @@ static uint16_t tree_claim(uint16_t tree_type)
 		return CLAIM_TREE_CNT;
 	case RFS_TREE_INODE:
 		return CLAIM_TREE_INODE;
+	case RFS_TREE_BMAP:
+		return CLAIM_TREE_BMAP;
 	default:
 		return CLAIM_TREE_DIR;
 	}
@@ -87,6 +90,20 @@ static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 	ii->parent = inode.parent;
 	ii->mode = inode.mode;
 	ii->nlink = inode.nlink;
+	ii->nblocks = inode.nblocks;
+}
+
+static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
+{
+	struct rfs_bmap_rec r;
+	struct ext_info *ei;
+
+	memcpy(&r, rec, sizeof(r));
+	claims_add(&ctx->claims, le64_get(r.pblk), le32_get(r.len), CLAIM_FILE_DATA);
+	grow((void **)&ctx->exts, &ctx->cap_exts, ctx->nexts, sizeof(*ctx->exts));
+	ei = &ctx->exts[ctx->nexts++];
+	ei->ino = le64_get(r.ino);
+	ei->len = le32_get(r.len);
 }
 
 static void rec_dirent(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
@@ -124,6 +141,9 @@ static void on_rec(void *arg, const struct rfs_btree *t, const void *rec, size_t
 		break;
 	case RFS_TREE_DIR:
 		rec_dirent(ctx, rec, len);
+		break;
+	case RFS_TREE_BMAP:
+		rec_bmap(ctx, rec);
 		break;
 	}
 }
@@ -168,6 +188,7 @@ int pass2_trees(struct fsck_ctx *ctx)
 	check_tree(ctx, &ctx->fs->cnt);
 	check_tree(ctx, &ctx->fs->inodes);
 	check_tree(ctx, &ctx->fs->dirs);
+	check_tree(ctx, &ctx->fs->bmap);
 	check_freelist(ctx);
 	return ctx->trees_ok[0] ? 0 : FSCK_EXIT_OPERROR;
 }

@@ -7,7 +7,8 @@
  * live inode of the type it says; every directory has exactly one name
  * (the root none) and its parent field names the directory holding it;
  * every directory reaches the root through its parents (no loops); every
- * inode has a name; link counts match (a directory: 2 + subdirectories).
+ * inode has a name; link counts match (a directory: 2 + subdirectories);
+ * file extents belong to live inodes whose block counts they add up to.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -129,6 +130,29 @@ static void check_inode_links(struct fsck_ctx *ctx, struct ino_info *ii)
 			    ii->nlink, ii->refs);
 }
 
+static void check_extents(struct fsck_ctx *ctx)
+{
+	struct ino_info *ii = NULL;
+	size_t i, orphans = 0;
+
+	for (i = 0; i < ctx->nexts; i++) { /* in (inode, offset) order */
+		const struct ext_info *e = &ctx->exts[i];
+		if (!ii || ii->ino != e->ino)
+			ii = find_ino(ctx, e->ino);
+		if (ii)
+			ii->mapped += e->len;
+		else if (orphans++ < 10)
+			fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%" PRIu64 " blocks)",
+				    e->ino, e->len);
+	}
+	for (i = 0; i < ctx->ninodes; i++) {
+		ii = &ctx->inodes[i];
+		if (ii->mapped != ii->nblocks)
+			fix_problem(ctx, PR_NBLOCKS_WRONG, "inode %" PRIu64 ": %" PRIu64
+				    ", extents map %" PRIu64, ii->ino, ii->nblocks, ii->mapped);
+	}
+}
+
 int pass4_names(struct fsck_ctx *ctx)
 {
 	size_t i;
@@ -145,5 +169,7 @@ int pass4_names(struct fsck_ctx *ctx)
 		check_dirent(ctx, &ctx->dents[i]);
 	for (i = 0; i < ctx->ninodes; i++)
 		check_inode_links(ctx, &ctx->inodes[i]);
+	if (ctx->trees_ok[RFS_TREE_BMAP])
+		check_extents(ctx);
 	return 0;
 }

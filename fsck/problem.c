@@ -59,6 +59,9 @@ static const struct problem_def table[PR_COUNT] = {
 				NR},
 	[PR_INODE_UNREACHABLE] = {"INODE_UNREACHABLE", "inode has no name", NR},
 	[PR_NLINK_WRONG] = {"NLINK_WRONG", "inode link count is wrong", NR},
+	[PR_EXTENT_NO_INODE] = {"EXTENT_NO_INODE", "file extents belong to no inode", NR},
+	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents",
+			      NR},
 };
 
 const struct problem_def *problem_def(enum problem_code code)

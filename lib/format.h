@@ -87,7 +87,8 @@ enum rfs_tree_type {
 	RFS_TREE_CNT = 2,   /* free extents by (length, start) */
 	RFS_TREE_INODE = 3, /* inode records by inode number */
 	RFS_TREE_DIR = 4,   /* directory entries by (dir, name hash, seq) */
-	RFS_TREE_MAX = 8    /* slots 5..7 reserved for later trees */
+	RFS_TREE_BMAP = 5,  /* file extents by (inode, fork, file offset) */
+	RFS_TREE_MAX = 8    /* slots 6..7 reserved for later trees */
 };
 
 struct rfs_root {
@@ -304,6 +305,31 @@ struct rfs_dirent { /* RFS_TREE_DIR record */
 	uint8_t name[];		   /* 26 not NUL-terminated */
 } __attribute__((packed));
 _Static_assert(sizeof(struct rfs_dirent) == 26, "dirent size");
+
+/* File extents (data and CoW forks) ---------------------------------- */
+
+enum rfs_fork {
+	RFS_FORK_DATA = 0, /* file offset -> physical extent */
+	RFS_FORK_COW = 1,  /* staging extents for writes into shared blocks */
+};
+
+#define RFS_BMAP_OFF_BITS 56 /* file offsets below 2^56 blocks */
+
+enum rfs_bmap_flags {
+	RFS_BMAP_UNWRITTEN = 1u << 0, /* allocated, reads as zeros (preallocated) */
+};
+
+/* RFS_TREE_BMAP record. key = (ino, fork << 56 | file offset in blocks).
+ * One global tree: a small file's extents cost 40 bytes in a shared leaf. */
+struct rfs_bmap_rec {
+	rfs_le64_t ino;	   /*  0 key */
+	rfs_le64_t fkey;   /*  8 key: fork << 56 | file offset (blocks) */
+	rfs_le64_t pblk;   /* 16 first physical block */
+	rfs_le32_t len;	   /* 24 blocks, >= 1 */
+	rfs_le32_t flags;  /* 28 enum rfs_bmap_flags */
+	rfs_le64_t tid;	   /* 32 transaction that last changed the mapping */
+};
+_Static_assert(sizeof(struct rfs_bmap_rec) == 40, "bmap rec size");
 
 /* Journal ----------------------------------------------------------- */
 

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "alloc.h"
+#include "bmap.h"
 #include "crc.h"
 #include "dir.h"
 #include "inode.h"
@@ -51,6 +52,8 @@ int fs_trees_init(struct rfs_fs *fs)
 		ret = tree_attach(fs, &fs->inodes, &rfs_inode_ops);
 	if (!ret)
 		ret = tree_attach(fs, &fs->dirs, &rfs_dir_ops);
+	if (!ret)
+		ret = tree_attach(fs, &fs->bmap, &rfs_bmap_ops);
 	fs->fl_capacity = (fs->sb.bsize - (uint32_t)sizeof(struct rfs_freelist)) / 8;
 	return ret;
 }

@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * bmap.c - the extent map of file forks.
+ */
+#include "bmap.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "util.h"
+
+static uint64_t fkey(unsigned fork, fileoff_t off)
+{
+	return ((uint64_t)fork << RFS_BMAP_OFF_BITS) | off;
+}
+
+static int bmap_cmp(const void *a, const void *b)
+{
+	uint64_t x = rfs_get_le64(a), y = rfs_get_le64(b);
+
+	if (x != y)
+		return x < y ? -1 : 1;
+	x = rfs_get_le64((const uint8_t *)a + 8);
+	y = rfs_get_le64((const uint8_t *)b + 8);
+	return x < y ? -1 : x > y;
+}
+
+static int bmap_check_rec(const void *rec, size_t len, char *why, size_t whylen)
+{
+	struct rfs_bmap_rec r;
+
+	(void)len;
+	memcpy(&r, rec, sizeof(r));
+	if (le32_get(r.len) == 0 || le64_get(r.pblk) == 0 ||
+	    (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) > RFS_FORK_COW ||
+	    (le32_get(r.flags) & ~(uint32_t)RFS_BMAP_UNWRITTEN)) {
+		snprintf(why, whylen, "malformed extent record");
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+const struct rfs_btree_ops rfs_bmap_ops = {
+	.tree_type = RFS_TREE_BMAP,
+	.name = "extents",
+	.key_size = 16,
+	.min_rec = sizeof(struct rfs_bmap_rec),
+	.max_rec = sizeof(struct rfs_bmap_rec),
+	.cmp_key = bmap_cmp,
+	.check_rec = bmap_check_rec,
+	.alloc_block = alloc_tree_block,
+	.free_block = free_tree_block,
+	.root_changed = fs_tree_root_changed,
+};
+
+static void rec_encode(struct rfs_bmap_rec *r, rfs_ino_t ino, unsigned fork,
+		       const struct rfs_extent *e)
+{
+	r->ino = le64_make(ino);
+	r->fkey = le64_make(fkey(fork, e->off));
+	r->pblk = le64_make(e->pblk);
+	r->len = le32_make((uint32_t)e->len);
+	r->flags = le32_make(e->flags);
+	r->tid = le64_make(e->tid);
+}
+
+static void rec_decode(const void *rec, struct rfs_extent *e)
+{
+	struct rfs_bmap_rec r;
+
+	memcpy(&r, rec, sizeof(r));
+	e->off = le64_get(r.fkey) & (RFS_MAX_FILE_BLOCKS - 1);
+	e->pblk = le64_get(r.pblk);
+	e->len = le32_get(r.len);
+	e->flags = le32_get(r.flags);
+	e->tid = le64_get(r.tid);
+}
+
+static void key_encode(struct rfs_bmap_rec *k, rfs_ino_t ino, unsigned fork, fileoff_t off)
+{
+	k->ino = le64_make(ino);
+	k->fkey = le64_make(fkey(fork, off));
+}
+
+/* Is the record REC one of (INO, FORK)'s? */
+static int rec_owned(const void *rec, rfs_ino_t ino, unsigned fork)
+{
+	struct rfs_bmap_rec r;
+
+	memcpy(&r, rec, 16);
+	return le64_get(r.ino) == ino && (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) == fork;
+}
+
+int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+	      struct rfs_extent *ext)
+{
+	struct rfs_btree_cursor cur;
+	struct rfs_bmap_rec key;
+	const void *rec;
+	int ret;
+
+	key_encode(&key, ino, fork, off);
+	btree_cursor_init(&cur, &fs->bmap);
+	ret = btree_seek(&cur, &key, RFS_LOOKUP_LE);
+	if (!ret && rec_owned(btree_cursor_rec(&cur, NULL), ino, fork)) {
+		rec_decode(btree_cursor_rec(&cur, NULL), ext);
+		if (ext->off + ext->len > off) {
+			btree_cursor_done(&cur);
+			return 0;
+		}
+	}
+	/* Not inside an extent: the first one after OFF. */
+	ret = ret == -ENOENT ? btree_seek(&cur, &key, RFS_LOOKUP_GE) : btree_next(&cur);
+	if (!ret) {
+		rec = btree_cursor_rec(&cur, NULL);
+		if (rec_owned(rec, ino, fork))
+			rec_decode(rec, ext);
+		else
+			ret = -ENOENT;
+	}
+	btree_cursor_done(&cur);
+	if (ret)
+		return ret;
+	return ext->off > off ? 1 : 0;
+}
+
+static int rec_insert(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e)
+{
+	struct rfs_bmap_rec r;
+	int ret;
+
+	rec_encode(&r, ino, fork, e);
+	ret = btree_insert(&fs->bmap, &r, sizeof(r));
+	return ret == -EEXIST ? -EUCLEAN : ret;
+}
+
+static int rec_update(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e)
+{
+	struct rfs_bmap_rec r;
+	int ret;
+
+	rec_encode(&r, ino, fork, e);
+	ret = btree_update(&fs->bmap, &r, sizeof(r));
+	return ret == -ENOENT ? -EUCLEAN : ret;
+}
+
+static int rec_delete(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off)
+{
+	struct rfs_bmap_rec k;
+	int ret;
+
+	key_encode(&k, ino, fork, off);
+	ret = btree_delete(&fs->bmap, &k);
+	return ret == -ENOENT ? -EUCLEAN : ret;
+}
+
+static int can_merge(const struct rfs_extent *a, const struct rfs_extent *b)
+{
+	return a->off + a->len == b->off && a->pblk + a->len == b->pblk && a->flags == b->flags &&
+	       a->len + b->len <= RFS_MAX_EXTENT_LEN;
+}
+
+/* The neighbour ending right at OFF, if any (0 found, -ENOENT none). */
+static int left_neighbour(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+			  struct rfs_extent *left)
+{
+	int ret;
+
+	if (off == 0)
+		return -ENOENT;
+	ret = bmap_find(fs, ino, fork, off - 1, left);
+	if (ret < 0)
+		return ret;
+	return ret == 0 && left->off + left->len == off ? 0 : -ENOENT;
+}
+
+int bmap_map(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e)
+{
+	struct rfs_extent m = *e, left, right;
+	int ret;
+
+	if (e->len == 0 || e->len > RFS_MAX_EXTENT_LEN || e->off + e->len > RFS_MAX_FILE_BLOCKS)
+		return -EFBIG;
+	ret = bmap_find(fs, ino, fork, e->off, &right);
+	if (ret == 0 || (ret == 1 && right.off < e->off + e->len))
+		return -EUCLEAN; /* already mapped: the caller's map is corrupt */
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	if (ret == 1 && can_merge(&m, &right)) {
+		ret = rec_delete(fs, ino, fork, right.off);
+		if (ret)
+			return ret;
+		m.len += right.len;
+	}
+	ret = left_neighbour(fs, ino, fork, e->off, &left);
+	if (ret && ret != -ENOENT)
+		return ret;
+	if (!ret && can_merge(&left, &m)) {
+		left.len += m.len;
+		left.tid = m.tid;
+		return rec_update(fs, ino, fork, &left);
+	}
+	return rec_insert(fs, ino, fork, &m);
+}
+
+/*
+ * Removes [A, B) from extent E (which contains it):
+ *
+ *   E.off        A          B          E.end
+ *   |--- keep ---|== gone ==|-- keep --|
+ */
+static int cut_extent(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e,
+		      fileoff_t a, fileoff_t b)
+{
+	struct rfs_extent head = *e, tail = *e;
+	int ret = 0;
+
+	head.len = a - e->off;
+	tail.off = b;
+	tail.pblk = e->pblk + (b - e->off);
+	tail.len = e->off + e->len - b;
+	if (head.len)
+		ret = rec_update(fs, ino, fork, &head);
+	else
+		ret = rec_delete(fs, ino, fork, e->off);
+	if (!ret && tail.len)
+		ret = rec_insert(fs, ino, fork, &tail);
+	return ret;
+}
+
+int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
+	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next)
+{
+	fileoff_t end = len > RFS_MAX_FILE_BLOCKS - off ? RFS_MAX_FILE_BLOCKS : off + len;
+	unsigned n;
+	int ret = 0;
+
+	for (n = 0; off < end && n < max_recs; n++) {
+		struct rfs_extent e;
+		fileoff_t a, b;
+
+		ret = bmap_find(fs, ino, fork, off, &e);
+		if (ret == -ENOENT || (ret >= 0 && e.off >= end)) {
+			off = end;
+			ret = 0;
+			break;
+		}
+		if (ret < 0)
+			break;
+		a = RFS_MAX(off, e.off);
+		b = RFS_MIN(end, e.off + e.len);
+		ret = cut_extent(fs, ino, fork, &e, a, b);
+		if (!ret && release)
+			ret = release(arg, e.pblk + (a - e.off), b - a, e.flags);
+		if (ret)
+			break;
+		off = b;
+	}
+	*next = off;
+	return ret;
+}
+
+int bmap_count(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
+	       uint64_t *blocks)
+{
+	fileoff_t end = off + len;
+	int ret = 0;
+
+	*blocks = 0;
+	while (off < end) {
+		struct rfs_extent e;
+		ret = bmap_find(fs, ino, fork, off, &e);
+		if (ret == -ENOENT || (ret >= 0 && e.off >= end))
+			return 0;
+		if (ret < 0)
+			return ret;
+		*blocks += RFS_MIN(end, e.off + e.len) - RFS_MAX(off, e.off);
+		off = e.off + e.len;
+	}
+	return 0;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * bmap.h - file forks: file offset -> physical extent, per inode and fork.
+ *
+ * One global B+tree (RFS_TREE_BMAP) keyed by (inode, fork, file offset).
+ * Extents of one fork never overlap; neighbours that are contiguous on
+ * disk with equal flags are merged when mapped. Nothing here allocates or
+ * frees blocks: the caller does, so that reflink can decide between
+ * freeing a block and dropping a reference.
+ */
+#ifndef RFS_BMAP_H
+#define RFS_BMAP_H
+
+#include <stdint.h>
+
+#include "fs.h"
+
+struct rfs_extent {
+	fileoff_t off;
+	fsblock_t pblk;
+	extlen_t len;
+	uint32_t flags; /* enum rfs_bmap_flags */
+	rfs_tid_t tid;
+};
+
+#define RFS_MAX_FILE_BLOCKS (1ull << RFS_BMAP_OFF_BITS)
+#define RFS_MAX_EXTENT_LEN  0xffffffffull
+
+extern const struct rfs_btree_ops rfs_bmap_ops;
+
+/* Finds the extent of (INO, FORK) that contains OFF (returns 0), or else
+ * the first one after OFF (returns 1). -ENOENT when no extent ends after
+ * OFF. */
+int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+	      struct rfs_extent *ext);
+
+/* Maps E (its range must be unmapped: -EUCLEAN otherwise), merging with
+ * contiguous neighbours. Dirties at most 3 leaves' worth of records. */
+int bmap_map(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e);
+
+/* Called for every physical range bmap_unmap removes. */
+typedef int (*rfs_release_fn)(void *arg, fsblock_t pblk, extlen_t len, uint32_t flags);
+
+/*
+ * Unmaps [OFF, OFF+LEN) of (INO, FORK), splitting extents at the edges and
+ * calling RELEASE for each physical range removed. Touches at most
+ * MAX_RECS extent records, so that one call fits a bounded transaction;
+ * *NEXT receives the offset reached (OFF+LEN, or beyond, when all is done).
+ */
+int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
+	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next);
+
+/* Counts blocks mapped in [OFF, OFF+LEN) (fsck, tests, statistics). */
+int bmap_count(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
+	       uint64_t *blocks);
+
+#endif
