@@ -144,6 +144,87 @@ int dir_lookup(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, r
 	return ret;
 }
 
+int dir_remove(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t *ino)
+{
+	struct rfs_dirent_key key;
+	uint64_t c;
+	uint8_t ftype;
+	uint32_t seq;
+	int ret = dir_name_valid(name, len);
+
+	if (ret)
+		return ret;
+	ret = dir_scan_hash(fs, dir, name, len, &c, ino, &ftype, &seq);
+	if (ret)
+		return ret;
+	key.dir = le64_make(dir);
+	key.cookie = le64_make(c);
+	return btree_delete(&fs->dirs, &key);
+}
+
+int dir_iterate(struct rfs_fs *fs, rfs_ino_t dir, uint64_t from, rfs_dir_fn fn, void *arg)
+{
+	struct rfs_btree_cursor cur;
+	struct rfs_dirent_key key;
+	int ret;
+
+	key.dir = le64_make(dir);
+	key.cookie = le64_make(from);
+	btree_cursor_init(&cur, &fs->dirs);
+	for (ret = btree_seek(&cur, &key, RFS_LOOKUP_GE); !ret; ret = btree_next(&cur)) {
+		const uint8_t *rec = btree_cursor_rec(&cur, NULL);
+		struct rfs_dirent d;
+
+		memcpy(&d, rec, sizeof(d));
+		if (le64_get(d.key.dir) != dir) {
+			ret = -ENOENT;
+			break;
+		}
+		ret = fn(arg, le64_get(d.key.cookie), le64_get(d.ino), d.ftype,
+			 (const char *)rec + sizeof(d), d.namelen);
+		if (ret)
+			break;
+	}
+	btree_cursor_done(&cur);
+	if (ret == -ENOENT || ret == 1)
+		return 0;
+	return ret;
+}
+
+static int found_one(void *arg, uint64_t cookie, rfs_ino_t ino, uint8_t ftype, const char *name,
+		     size_t len)
+{
+	(void)arg, (void)cookie, (void)ino, (void)ftype, (void)name, (void)len;
+	return 2;
+}
+
+int dir_is_empty(struct rfs_fs *fs, rfs_ino_t dir)
+{
+	int ret = dir_iterate(fs, dir, 0, found_one, NULL);
+	return ret == 2 ? 0 : ret < 0 ? ret : 1;
+}
+
+int orphan_add(struct rfs_fs *fs, rfs_ino_t ino)
+{
+	uint8_t rec[sizeof(struct rfs_dirent) + 1];
+	struct rfs_dirent d;
+
+	memset(&d, 0, sizeof(d));
+	d.key.dir = le64_make(RFS_ORPHAN_DIR);
+	d.key.cookie = le64_make(ino);
+	d.ino = le64_make(ino);
+	d.namelen = 1;
+	memcpy(rec, &d, sizeof(d));
+	rec[sizeof(d)] = '#';
+	return btree_insert(&fs->dirs, rec, sizeof(rec));
+}
+
+int orphan_remove(struct rfs_fs *fs, rfs_ino_t ino)
+{
+	struct rfs_dirent_key key = {le64_make(RFS_ORPHAN_DIR), le64_make(ino)};
+	return btree_delete(&fs->dirs, &key);
+}
+
 int dir_add(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t ino,
 	    uint8_t ftype, uint64_t *cookie)
 {

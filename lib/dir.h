@@ -32,4 +32,26 @@ int dir_add(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_
 int dir_lookup(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t *ino,
 	       uint8_t *ftype, uint64_t *cookie);
 
+/* Removes NAME from DIR; *INO receives what it named. -ENOENT if absent. */
+int dir_remove(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t *ino);
+
+/* Calls FN for each entry of DIR with cookie >= FROM, in cookie order,
+ * until FN returns non-zero (which dir_iterate then returns; 1 stops
+ * without error). */
+typedef int (*rfs_dir_fn)(void *arg, uint64_t cookie, rfs_ino_t ino, uint8_t ftype,
+			  const char *name, size_t len);
+int dir_iterate(struct rfs_fs *fs, rfs_ino_t dir, uint64_t from, rfs_dir_fn fn, void *arg);
+/*
+ * The orphan list: inodes with no name left that are still open (or whose
+ * freeing was cut short by a crash). Stored in the directory tree as the
+ * entries of pseudo-directory RFS_ORPHAN_DIR (inode 0, which never exists)
+ * with cookie = inode number, so a crash cannot leak them: mount frees them.
+ */
+#define RFS_ORPHAN_DIR 0
+int orphan_add(struct rfs_fs *fs, rfs_ino_t ino);
+int orphan_remove(struct rfs_fs *fs, rfs_ino_t ino);
+
+/* 1 if DIR has no entries, 0 if it has, or a negative error. */
+int dir_is_empty(struct rfs_fs *fs, rfs_ino_t dir);
+
 #endif

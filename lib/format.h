@@ -245,6 +245,7 @@ enum rfs_inode_flags {
 /* Inline area kinds (rfs_dinode.inline_type). */
 enum rfs_inline_type {
 	RFS_INLINE_NONE = 0,
+	RFS_INLINE_SYMLINK = 1, /* inline_data holds the symlink target */
 };
 
 struct rfs_timestamp {

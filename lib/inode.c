@@ -181,6 +181,30 @@ int inode_read(struct rfs_fs *fs, rfs_ino_t ino, struct rfs_inode *inode)
 	return len > sizeof(rec) ? -EUCLEAN : inode_decode(rec, len, inode);
 }
 
+int inode_delete(struct rfs_fs *fs, rfs_ino_t ino)
+{
+	uint8_t key[8];
+	int ret;
+
+	rfs_put_le64(key, ino);
+	ret = btree_delete(&fs->inodes, key);
+	if (!ret) {
+		fs->sb.inode_count--;
+		fs_sb_dirty(fs);
+	}
+	return ret;
+}
+
+void inode_touch(struct rfs_inode *inode, int mtime)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	inode->ctime = now;
+	if (mtime)
+		inode->mtime = now;
+}
+
 int inode_write(struct rfs_fs *fs, const struct rfs_inode *inode)
 {
 	uint8_t rec[sizeof(struct rfs_dinode) + RFS_INLINE_MAX];

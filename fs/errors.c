@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * errors.c - the one place where a lib error becomes an errno for the
+ * kernel. Corruption (EUCLEAN: bad structure, EBADMSG: bad checksum) is
+ * logged with the operation and inode, counted in the superblock's error
+ * fields, and reported as EIO; after a journal failure everything that
+ * would write gets EROFS (the filesystem is read-only, as ext4's
+ * errors=remount-ro).
+ */
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+
+#include "journal.h"
+#include "rfs_fuse.h"
+#include "util.h"
+
+static void record_error(struct rfs_mount *m, int err)
+{
+	struct rfs_sb_info *sb = &m->fs->sb;
+	uint64_t now = (uint64_t)time(NULL);
+
+	pthread_mutex_lock(&m->lock);
+	if (!sb->err_count++) {
+		sb->err_first_code = (uint32_t)err;
+		sb->err_first_time = now;
+	}
+	sb->err_last_code = (uint32_t)err;
+	sb->err_last_time = now;
+	sb->state |= RFS_STATE_ERROR;
+	pthread_mutex_unlock(&m->lock);
+}
+
+int rfs_errno(struct rfs_mount *m, int err, const char *op, rfs_ino_t ino)
+{
+	if (err >= 0)
+		return 0;
+	err = -err;
+	if (err == EUCLEAN || err == EBADMSG) {
+		rfs_log(RFS_LOG_ERR, "%s on inode %" PRIu64 ": metadata %s; run fsck.reflinkfs", op,
+			ino, err == EBADMSG ? "checksum mismatch" : "corruption");
+		record_error(m, err);
+		return EIO;
+	}
+	if (err == EIO)
+		rfs_log(RFS_LOG_ERR, "%s on inode %" PRIu64 ": I/O error", op, ino);
+	if (err == EROFS && journal_error(m->fs))
+		return EROFS;
+	return err;
+}

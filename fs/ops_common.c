@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ops_common.c - helpers shared by the FUSE operations: handles and the
+ * metadata lock, replies, credentials, orphans.
+ */
+#include "ops_common.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "bmap.h"
+#include "dir.h"
+#include "file.h"
+#include "util.h"
+
+int op_begin(struct rfs_mount *m, uint32_t credits, struct rfs_handle **h)
+{
+	int ret;
+
+	if (m->fs->readonly)
+		return -EROFS;
+	ret = txn_start(m->fs, credits, h);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&m->lock);
+	return 0;
+}
+
+int op_end(struct rfs_mount *m, struct rfs_handle *h, int ret)
+{
+	int r;
+
+	pthread_mutex_unlock(&m->lock);
+	r = txn_stop(h);
+	return ret ? ret : r;
+}
+
+void rfs_fill_stat(const struct rfs_mount *m, const struct rfs_inode *in, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = in->ino;
+	st->st_mode = in->mode;
+	st->st_nlink = in->nlink;
+	st->st_uid = in->uid;
+	st->st_gid = in->gid;
+	st->st_rdev = in->rdev;
+	st->st_size = (off_t)in->size;
+	st->st_blksize = (blksize_t)m->fs->sb.bsize;
+	st->st_blocks = (blkcnt_t)(in->nblocks << (m->fs->sb.block_log - 9));
+	st->st_atim = in->atime;
+	st->st_mtim = in->mtime;
+	st->st_ctim = in->ctime;
+}
+
+void reply_entry(fuse_req_t req, struct rfs_mount *m, const struct rfs_inode *inode)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = inode->ino;
+	e.generation = inode->generation;
+	e.attr_timeout = m->timeout;
+	e.entry_timeout = m->timeout;
+	rfs_fill_stat(m, inode, &e.attr);
+	/* The reference is taken before the reply: once the kernel has the
+	 * entry, a FORGET for it may arrive on another thread at once. */
+	if (!itab_ref(m, inode->ino, 1)) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (fuse_reply_entry(req, &e) != 0)
+		itab_forget(m, inode->ino, 1);
+}
+
+void reply_attr(fuse_req_t req, struct rfs_mount *m, const struct rfs_inode *inode)
+{
+	struct stat st;
+
+	rfs_fill_stat(m, inode, &st);
+	fuse_reply_attr(req, &st, m->timeout);
+}
+
+void reply_error(fuse_req_t req, struct rfs_mount *m, int err, const char *op, rfs_ino_t ino)
+{
+	fuse_reply_err(req, rfs_errno(m, err, op, ino));
+}
+
+int read_inode_locked(struct rfs_mount *m, rfs_ino_t ino, struct rfs_inode *inode)
+{
+	int ret = inode_read(m->fs, ino, inode);
+	return ret == -ENOENT ? -ESTALE : ret;
+}
+
+void req_cred(fuse_req_t req, struct rfs_cred *c)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	c->uid = ctx->uid;
+	c->gid = ctx->gid;
+}
+
+void kill_suid(struct rfs_inode *inode)
+{
+	if (!S_ISREG(inode->mode))
+		return;
+	inode->mode &= ~(uint32_t)S_ISUID;
+	if (inode->mode & S_IXGRP)
+		inode->mode &= ~(uint32_t)S_ISGID;
+}
+
+int drop_inode_if_unused(struct rfs_mount *m, struct rfs_inode *inode, int *free_now)
+{
+	*free_now = 0;
+	if (inode->nlink > 0)
+		return inode_write(m->fs, inode);
+	inode_touch(inode, 0);
+	if (!itab_mark_unlinked(m, inode->ino))
+		*free_now = 1; /* the caller frees it after this transaction */
+	{
+		int ret = inode_write(m->fs, inode);
+		return ret ? ret : orphan_add(m->fs, inode->ino);
+	}
+}
+
+/* One bounded step of freeing orphan INO; *DONE when it is gone. */
+static int free_orphan_step(struct rfs_mount *m, rfs_ino_t ino, int *done)
+{
+	struct rfs_inode inode;
+	struct rfs_handle *h;
+	fileoff_t next;
+	int ret = op_begin(m, file_step_credits(m->fs), &h);
+
+	if (ret)
+		return ret;
+	ret = inode_read(m->fs, ino, &inode);
+	if (ret == -ENOENT) { /* already gone: only the list entry is left */
+		*done = 1;
+		ret = orphan_remove(m->fs, ino);
+		return op_end(m, h, ret == -ENOENT ? 0 : ret);
+	}
+	if (!ret && inode.nlink > 0) { /* linked again: not an orphan */
+		*done = 1;
+		return op_end(m, h, orphan_remove(m->fs, ino));
+	}
+	if (!ret)
+		ret = file_free_range(m->fs, &inode, 0, RFS_MAX_FILE_BLOCKS, &next);
+	if (!ret && next >= RFS_MAX_FILE_BLOCKS) {
+		*done = 1;
+		ret = inode_delete(m->fs, ino);
+		if (!ret)
+			ret = orphan_remove(m->fs, ino);
+	} else if (!ret) {
+		ret = inode_write(m->fs, &inode);
+	}
+	return op_end(m, h, ret);
+}
+
+int free_orphan(struct rfs_mount *m, rfs_ino_t ino)
+{
+	int done = 0, ret = 0;
+
+	while (!done && !ret)
+		ret = free_orphan_step(m, ino, &done);
+	return ret;
+}
+
+struct orphan_list {
+	rfs_ino_t *v;
+	size_t n, cap;
+};
+
+static int collect_orphan(void *arg, uint64_t cookie, rfs_ino_t ino, uint8_t ftype,
+			  const char *name, size_t len)
+{
+	struct orphan_list *l = arg;
+
+	(void)cookie, (void)ftype, (void)name, (void)len;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		rfs_ino_t *v = realloc(l->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = ino;
+	return 0;
+}
+
+int rfs_reclaim_orphans(struct rfs_mount *m, int all)
+{
+	struct orphan_list l = {0};
+	size_t i, freed = 0;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	ret = dir_iterate(m->fs, RFS_ORPHAN_DIR, 0, collect_orphan, &l);
+	pthread_mutex_unlock(&m->lock);
+	for (i = 0; !ret && i < l.n; i++) {
+		if (!all && itab_get(m, l.v[i]))
+			continue;
+		ret = free_orphan(m, l.v[i]);
+		freed++;
+	}
+	if (freed)
+		rfs_log(RFS_LOG_INFO, "freed %zu orphaned inode(s)", freed);
+	free(l.v);
+	return ret;
+}

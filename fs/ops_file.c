@@ -1,0 +1,672 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * ops_file.c - attributes, open/create/release, read, write, fsync,
+ * fallocate, lseek, statfs, and the session's init/destroy.
+ */
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "bmap.h"
+#include "file.h"
+#include "ops_common.h"
+#include "util.h"
+
+#define WRITE_SEGS 16 /* extents planned per write transaction */
+
+static uint64_t blocks_up(const struct rfs_mount *m, uint64_t bytes)
+{
+	return (bytes + m->fs->sb.bsize - 1) >> m->fs->sb.block_log;
+}
+
+/* --- attributes ------------------------------------------------------------ */
+
+static void rfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct rfs_inode inode;
+	int ret;
+
+	(void)fi;
+	pthread_mutex_lock(&m->lock);
+	ret = read_inode_locked(m, ino, &inode);
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return reply_error(req, m, ret, "getattr", ino);
+	reply_attr(req, m, &inode);
+}
+
+/* Frees blocks from file block FROM on, one bounded transaction at a time
+ * (the first step may run in the caller's transaction). */
+static int free_tail(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
+{
+	fileoff_t next = from;
+	int ret = 0;
+
+	while (!ret && next < RFS_MAX_FILE_BLOCKS) {
+		struct rfs_inode inode;
+		struct rfs_handle *h;
+
+		ret = op_begin(m, file_step_credits(m->fs), &h);
+		if (ret)
+			break;
+		ret = read_inode_locked(m, ino, &inode);
+		if (!ret)
+			ret = file_free_range(m->fs, &inode, from, RFS_MAX_FILE_BLOCKS - from, &next);
+		if (!ret)
+			ret = inode_write(m->fs, &inode);
+		ret = op_end(m, h, ret);
+		from = next;
+	}
+	return ret;
+}
+
+/* Sets the size; the blocks past a shrunk size are freed by free_tail. */
+static int set_size_locked(struct rfs_mount *m, struct rfs_inode *inode, uint64_t size)
+{
+	uint32_t bs = m->fs->sb.bsize;
+	int ret = 0;
+
+	if (S_ISDIR(inode->mode))
+		return -EISDIR;
+	if (!S_ISREG(inode->mode))
+		return -EINVAL;
+	if (size > RFS_MAX_FILE_SIZE)
+		return -EFBIG;
+	if (size < inode->size && (size & (bs - 1)))
+		ret = file_zero_partial(m->fs, inode, size, (size | (bs - 1)) + 1);
+	inode->size = size;
+	return ret;
+}
+
+static void set_times(struct rfs_inode *inode, const struct stat *attr, int to_set)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		inode->atime = now;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		inode->atime = attr->st_atim;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		inode->mtime = now;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		inode->mtime = attr->st_mtim;
+	inode->ctime = (to_set & FUSE_SET_ATTR_CTIME) ? attr->st_ctim : now;
+}
+
+static int setattr_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino,
+			  const struct stat *attr, int to_set, struct rfs_inode *inode)
+{
+	struct rfs_cred c;
+	int ret = read_inode_locked(m, ino, inode);
+
+	req_cred(req, &c);
+	if (ret)
+		return ret;
+	if (to_set & FUSE_SET_ATTR_MODE)
+		inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
+	if ((to_set & FUSE_SET_ATTR_UID) && inode->uid != attr->st_uid) {
+		inode->uid = attr->st_uid;
+		kill_suid(inode);
+	}
+	if ((to_set & FUSE_SET_ATTR_GID) && inode->gid != attr->st_gid) {
+		inode->gid = attr->st_gid;
+		kill_suid(inode);
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		ret = set_size_locked(m, inode, (uint64_t)attr->st_size);
+		if (ret)
+			return ret;
+		if (c.uid != 0)
+			kill_suid(inode);
+		inode_touch(inode, 1);
+	}
+	set_times(inode, attr, to_set);
+	return inode_write(m->fs, inode);
+}
+
+static void rfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+			struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct itab_entry *e = itab_get(m, ino);
+	struct rfs_inode inode;
+	struct rfs_handle *h;
+	int resize = !!(to_set & FUSE_SET_ATTR_SIZE), ret;
+
+	(void)fi;
+	if (resize && e)
+		pthread_rwlock_wrlock(&e->io);
+	ret = op_begin(m, RFS_META_CREDITS, &h);
+	if (!ret)
+		ret = op_end(m, h, setattr_locked(req, m, ino, attr, to_set, &inode));
+	if (!ret && resize)
+		ret = free_tail(m, ino, blocks_up(m, inode.size));
+	if (resize && e)
+		pthread_rwlock_unlock(&e->io);
+	if (ret)
+		return reply_error(req, m, ret, "setattr", ino);
+	reply_attr(req, m, &inode);
+}
+
+/* --- open, create, release ----------------------------------------------------- */
+
+static int is_writer(int flags)
+{
+	return (flags & O_ACCMODE) != O_RDONLY;
+}
+
+/* O_TRUNC at open (the kernel leaves it to us: ATOMIC_O_TRUNC). */
+static int truncate_at_open(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino)
+{
+	struct stat attr = {.st_size = 0};
+	struct rfs_inode inode;
+	struct rfs_handle *h;
+	int ret = op_begin(m, RFS_META_CREDITS, &h);
+
+	if (!ret)
+		ret = op_end(m, h, setattr_locked(req, m, ino, &attr,
+						  FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME_NOW,
+						  &inode));
+	return ret ? ret : free_tail(m, ino, 0);
+}
+
+static void open_reply(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino,
+		       struct fuse_file_info *fi, const struct rfs_inode *created)
+{
+	struct itab_entry *e = itab_get(m, ino);
+
+	if (!e)
+		return reply_error(req, m, -ESTALE, "open", ino);
+	itab_open(m, e, is_writer(fi->flags));
+	fi->fh = (uint64_t)is_writer(fi->flags);
+	fi->keep_cache = 1; /* only we write to the image */
+	if (created) {
+		struct fuse_entry_param ep;
+		memset(&ep, 0, sizeof(ep));
+		ep.ino = created->ino;
+		ep.generation = created->generation;
+		ep.attr_timeout = ep.entry_timeout = m->timeout;
+		rfs_fill_stat(m, created, &ep.attr);
+		if (fuse_reply_create(req, &ep, fi) != 0) {
+			itab_close(m, e, is_writer(fi->flags));
+			itab_forget(m, ino, 1);
+		}
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0)
+		itab_close(m, e, is_writer(fi->flags));
+}
+
+static void rfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct itab_entry *e = itab_get(m, ino);
+	struct rfs_inode inode;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	ret = read_inode_locked(m, ino, &inode);
+	pthread_mutex_unlock(&m->lock);
+	if (!ret && S_ISDIR(inode.mode))
+		ret = -EISDIR;
+	if (!ret && (fi->flags & O_TRUNC) && is_writer(fi->flags) && e) {
+		pthread_rwlock_wrlock(&e->io);
+		ret = truncate_at_open(req, m, ino);
+		pthread_rwlock_unlock(&e->io);
+	}
+	if (ret)
+		return reply_error(req, m, ret, "open", ino);
+	open_reply(req, m, ino, fi, NULL);
+}
+
+static void rfs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		       struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct node_args a = {S_IFREG | (mode & 07777), 0, NULL};
+	struct rfs_inode inode;
+	int ret = rfs_make_node(req, parent, name, &a, &inode);
+
+	if (ret)
+		return reply_error(req, m, ret, "create", parent);
+	if (!itab_ref(m, inode.ino, 1))
+		return reply_error(req, m, -ENOMEM, "create", parent);
+	open_reply(req, m, inode.ino, fi, &inode);
+}
+
+static void rfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct itab_entry *e = itab_get(m, ino);
+
+	if (e && itab_close(m, e, (int)fi->fh) == 2)
+		free_orphan(m, ino);
+	fuse_reply_err(req, 0);
+}
+
+static void rfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino, (void)fi;
+	fuse_reply_err(req, 0); /* writes report their errors themselves */
+}
+
+static void rfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	int ret = journal_commit(m->fs);
+
+	(void)datasync, (void)fi;
+	if (!ret)
+		ret = dev_flush(m->fs->dev); /* overwrites in place need it too */
+	reply_error(req, m, ret, "fsync", ino);
+}
+
+/* --- read --------------------------------------------------------------------- */
+
+static int read_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsigned n,
+			 uint64_t off, uint64_t end, uint8_t *buf)
+{
+	uint32_t log = m->fs->sb.block_log;
+	unsigned i;
+	int ret = 0;
+
+	for (i = 0; i < n && !ret; i++) {
+		uint64_t a = RFS_MAX(off, segs[i].off << log);
+		uint64_t b = RFS_MIN(end, (segs[i].off + segs[i].len) << log);
+		if (b <= a)
+			continue;
+		if (!segs[i].pblk)
+			memset(buf + (a - off), 0, b - a);
+		else
+			ret = dev_pread(m->fs->dev, buf + (a - off), b - a,
+					((segs[i].pblk - segs[i].off) << log) + a);
+	}
+	return ret;
+}
+
+static int do_read(struct rfs_mount *m, fuse_ino_t ino, uint64_t off, size_t size, uint8_t *buf,
+		   size_t *got)
+{
+	uint32_t log = m->fs->sb.block_log;
+	struct rfs_seg segs[32];
+	struct rfs_inode inode;
+	uint64_t end, pos;
+	unsigned n;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	ret = read_inode_locked(m, ino, &inode);
+	pthread_mutex_unlock(&m->lock);
+	*got = 0;
+	if (ret || off >= inode.size)
+		return ret;
+	end = RFS_MIN(inode.size, off + size);
+	for (pos = off; pos < end && !ret;) {
+		fileoff_t first = pos >> log;
+		pthread_mutex_lock(&m->lock);
+		ret = file_plan_read(m->fs, ino, first, blocks_up(m, end) - first, segs, 32, &n);
+		pthread_mutex_unlock(&m->lock);
+		if (!ret && n == 0)
+			break;
+		if (!ret) {
+			uint64_t seg_end = RFS_MIN(end, (segs[n - 1].off + segs[n - 1].len) << log);
+			ret = read_segments(m, segs, n, pos, seg_end, buf + (pos - off));
+			pos = seg_end;
+		}
+	}
+	*got = pos - off;
+	return ret;
+}
+
+static void rfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct itab_entry *e = itab_get(m, ino);
+	uint8_t *buf = malloc(size ? size : 1);
+	size_t got = 0;
+	int ret;
+
+	(void)fi;
+	if (!buf)
+		return (void)fuse_reply_err(req, ENOMEM);
+	if (e)
+		pthread_rwlock_rdlock(&e->io);
+	ret = do_read(m, ino, (uint64_t)off, size, buf, &got);
+	if (e)
+		pthread_rwlock_unlock(&e->io);
+	if (ret)
+		reply_error(req, m, ret, "read", ino);
+	else
+		fuse_reply_buf(req, (const char *)buf, got);
+	free(buf);
+}
+
+/* --- write --------------------------------------------------------------------- */
+
+/* Writes DATA ([OFF, END) of the file) into the planned segments; blocks
+ * of fresh segments outside the range are zero-filled. */
+static int write_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsigned n,
+			  uint64_t off, uint64_t end, const uint8_t *data)
+{
+	uint32_t log = m->fs->sb.block_log, bs = m->fs->sb.bsize;
+	uint8_t *blk = NULL;
+	unsigned i;
+	int ret = 0;
+
+	for (i = 0; i < n && !ret; i++) {
+		const struct rfs_seg *s = &segs[i];
+		uint64_t sa = s->off << log, sb = (s->off + s->len) << log;
+		uint64_t a = RFS_MAX(off, sa), b = RFS_MIN(end, sb);
+		uint64_t dev_base = (s->pblk << log) - sa; /* file byte -> device byte */
+
+		if (s->fresh && (a > sa || b < sb)) {
+			if (!blk && !(blk = calloc(1, bs)))
+				return -ENOMEM;
+			if (a > sa) /* the head block's bytes before the data */
+				ret = dev_pwrite(m->fs->dev, blk, a - (a & ~(uint64_t)(bs - 1)),
+						 dev_base + (a & ~(uint64_t)(bs - 1)));
+			if (!ret && b < sb && (b & (bs - 1))) /* the tail block's bytes after */
+				ret = dev_pwrite(m->fs->dev, blk, bs - (b & (bs - 1)), dev_base + b);
+		}
+		if (!ret)
+			ret = dev_pwrite(m->fs->dev, data + (a - off), b - a, dev_base + a);
+	}
+	free(blk);
+	return ret;
+}
+
+/* One transaction of a write: plans up to WRITE_SEGS extents from file
+ * byte POS, writes their data, then ends the transaction. *DONE receives
+ * how many bytes were written. */
+static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const uint8_t *data,
+		      uint64_t pos, uint64_t end, uint64_t *done)
+{
+	uint32_t log = m->fs->sb.block_log;
+	struct rfs_seg segs[WRITE_SEGS];
+	struct rfs_inode inode;
+	struct rfs_handle *h;
+	struct rfs_cred c;
+	uint64_t stop;
+	unsigned n = 0, i;
+	int ret;
+
+	*done = 0;
+	ret = op_begin(m, file_write_credits(m->fs, WRITE_SEGS), &h);
+	if (ret)
+		return ret;
+	ret = read_inode_locked(m, ino, &inode);
+	if (!ret)
+		ret = file_plan_write(m->fs, &inode, pos >> log, blocks_up(m, end) - (pos >> log),
+				      segs, WRITE_SEGS, &n);
+	stop = n ? RFS_MIN(end, (segs[n - 1].off + segs[n - 1].len) << log) : pos;
+	if (!ret) {
+		req_cred(req, &c);
+		if (stop > inode.size)
+			inode.size = stop;
+		if (c.uid != 0)
+			kill_suid(&inode);
+		inode_touch(&inode, 1);
+		ret = inode_write(m->fs, &inode);
+	}
+	for (i = 0; i < n; i++)
+		if (segs[i].fresh)
+			txn_set_ordered(h);
+	pthread_mutex_unlock(&m->lock);
+	/* Data I/O inside the handle: the transaction mapping fresh blocks
+	 * cannot commit before their data is written. */
+	if (!ret)
+		ret = write_segments(m, segs, n, pos, stop, data);
+	*done = stop - pos;
+	{
+		int r = txn_stop(h);
+		return ret ? ret : r;
+	}
+}
+
+static void rfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		      struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct itab_entry *e = itab_get(m, ino);
+	uint64_t pos = (uint64_t)off, end = pos + size, done;
+	int ret = 0;
+
+	(void)fi;
+	if (end > RFS_MAX_FILE_SIZE || end < pos)
+		return (void)fuse_reply_err(req, EFBIG);
+	if (e)
+		pthread_rwlock_wrlock(&e->io);
+	while (pos < end && !ret) {
+		ret = write_step(req, m, ino, (const uint8_t *)buf + (pos - (uint64_t)off), pos, end,
+				 &done);
+		pos += done;
+		if (!ret && done == 0)
+			ret = -ENOSPC;
+	}
+	if (e)
+		pthread_rwlock_unlock(&e->io);
+	if (pos > (uint64_t)off && (ret == -ENOSPC || ret == -EFBIG))
+		ret = 0; /* a short write */
+	if (ret)
+		return reply_error(req, m, ret, "write", ino);
+	fuse_reply_write(req, pos - (uint64_t)off);
+}
+
+/* --- fallocate, lseek ---------------------------------------------------------- */
+
+static int punch_locked(struct rfs_mount *m, struct rfs_inode *inode, uint64_t a, uint64_t b)
+{
+	uint32_t bs = m->fs->sb.bsize;
+	uint64_t ha = (a + bs - 1) & ~(uint64_t)(bs - 1), hb = b & ~(uint64_t)(bs - 1);
+	int ret = 0;
+
+	if (ha > hb) /* within one block */
+		return file_zero_partial(m->fs, inode, a, b);
+	if (a < ha)
+		ret = file_zero_partial(m->fs, inode, a, ha);
+	if (!ret && hb < b)
+		ret = file_zero_partial(m->fs, inode, hb, b);
+	return ret;
+}
+
+/* Runs STEP (free or preallocate) over file blocks [FROM, TO) in bounded
+ * transactions. */
+static int range_steps(struct rfs_mount *m, fuse_ino_t ino, fileoff_t from, fileoff_t to,
+		       int prealloc)
+{
+	int ret = 0;
+
+	while (!ret && from < to) {
+		struct rfs_inode inode;
+		struct rfs_handle *h;
+		fileoff_t next;
+
+		ret = op_begin(m, file_step_credits(m->fs), &h);
+		if (ret)
+			break;
+		ret = read_inode_locked(m, ino, &inode);
+		if (!ret && prealloc)
+			ret = file_prealloc(m->fs, &inode, from, to - from, &next);
+		else if (!ret)
+			ret = file_free_range(m->fs, &inode, from, to - from, &next);
+		if (!ret)
+			ret = inode_write(m->fs, &inode);
+		ret = op_end(m, h, ret);
+		from = next;
+	}
+	return ret;
+}
+
+/* Updates size (unless KEEP_SIZE) and times after a fallocate. */
+static int falloc_finish(struct rfs_mount *m, fuse_ino_t ino, uint64_t end, int keep_size)
+{
+	struct rfs_inode inode;
+	struct rfs_handle *h;
+	int ret = op_begin(m, RFS_META_CREDITS, &h);
+
+	if (ret)
+		return ret;
+	ret = read_inode_locked(m, ino, &inode);
+	if (!ret && !keep_size && end > inode.size)
+		inode.size = end;
+	if (!ret) {
+		inode_touch(&inode, 1);
+		ret = inode_write(m->fs, &inode);
+	}
+	return op_end(m, h, ret);
+}
+
+static int do_fallocate(struct rfs_mount *m, fuse_ino_t ino, int mode, uint64_t a, uint64_t b)
+{
+	uint32_t bs = m->fs->sb.bsize, log = m->fs->sb.block_log;
+	fileoff_t fa = (a + bs - 1) >> log, fb = b >> log;
+	int keep = !!(mode & FALLOC_FL_KEEP_SIZE), ret = 0;
+	struct rfs_inode inode;
+
+	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		pthread_mutex_lock(&m->lock);
+		ret = read_inode_locked(m, ino, &inode);
+		if (!ret)
+			ret = punch_locked(m, &inode, a, RFS_MIN(b, RFS_MAX(inode.size, a)));
+		pthread_mutex_unlock(&m->lock);
+		if (!ret && fa < fb)
+			ret = range_steps(m, ino, fa, fb, 0);
+		if (mode & FALLOC_FL_PUNCH_HOLE)
+			return ret ? ret : falloc_finish(m, ino, b, 1);
+	}
+	if (!ret)
+		ret = range_steps(m, ino, a >> log, blocks_up(m, b), 1);
+	return ret ? ret : falloc_finish(m, ino, b, keep);
+}
+
+static void rfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			  struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct itab_entry *e = itab_get(m, ino);
+	int supported = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+	uint64_t a = (uint64_t)off, b = (uint64_t)off + (uint64_t)len;
+	int ret = 0;
+
+	(void)fi;
+	if ((mode & ~supported) || ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) ||
+	    ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)))
+		return (void)fuse_reply_err(req, EOPNOTSUPP);
+	if (off < 0 || len <= 0)
+		return (void)fuse_reply_err(req, EINVAL);
+	if (b > RFS_MAX_FILE_SIZE || b < a)
+		return (void)fuse_reply_err(req, EFBIG);
+	if (e)
+		pthread_rwlock_wrlock(&e->io);
+	ret = do_fallocate(m, ino, mode, a, b);
+	if (e)
+		pthread_rwlock_unlock(&e->io);
+	reply_error(req, m, ret, "fallocate", ino);
+}
+
+static void rfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		      struct fuse_file_info *fi)
+{
+	struct rfs_mount *m = req_mount(req);
+	struct itab_entry *e = itab_get(m, ino);
+	struct rfs_inode inode;
+	uint64_t out = 0;
+	int ret;
+
+	(void)fi;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return (void)fuse_reply_err(req, EINVAL);
+	if (off < 0)
+		return (void)fuse_reply_err(req, ENXIO);
+	pthread_mutex_lock(&m->lock);
+	ret = read_inode_locked(m, ino, &inode);
+	if (!ret && (uint64_t)off >= inode.size)
+		ret = -ENXIO;
+	else if (!ret && e && e->nwrite)
+		/* the kernel may hold dirty pages we cannot see: all data */
+		out = whence == SEEK_DATA ? (uint64_t)off : inode.size;
+	else if (!ret)
+		ret = file_seek(m->fs, ino, inode.size, (uint64_t)off, whence, &out);
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return reply_error(req, m, ret, "lseek", ino);
+	fuse_reply_lseek(req, (off_t)out);
+}
+
+/* --- statfs, fsyncdir, init, destroy ---------------------------------------------- */
+
+static void rfs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct rfs_mount *m = req_mount(req);
+	const struct rfs_sb_info *sb = &m->fs->sb;
+	struct statvfs st;
+
+	(void)ino;
+	memset(&st, 0, sizeof(st));
+	pthread_mutex_lock(&m->lock);
+	st.f_bsize = sb->bsize;
+	st.f_frsize = sb->bsize;
+	st.f_blocks = sb->block_count;
+	st.f_bfree = sb->free_blocks;
+	st.f_bavail = sb->free_blocks;
+	st.f_files = sb->inode_count + sb->free_blocks;
+	st.f_ffree = sb->free_blocks;
+	st.f_favail = sb->free_blocks;
+	st.f_namemax = RFS_NAME_MAX;
+	pthread_mutex_unlock(&m->lock);
+	fuse_reply_statfs(req, &st);
+}
+
+static void rfs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	rfs_fsync(req, ino, datasync, fi);
+}
+
+static void rfs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct rfs_mount *m = userdata;
+
+	if (m->opts.writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	conn->max_write = 1u << 20;
+	conn->max_readahead = 1u << 20;
+	conn->time_gran = 1;
+	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV; /* we clear suid/sgid ourselves */
+}
+
+static void rfs_destroy(void *userdata)
+{
+	struct rfs_mount *m = userdata;
+
+	/* The kernel holds nothing any more: free every orphan. */
+	rfs_reclaim_orphans(m, 1);
+}
+
+void rfs_ops_init(struct fuse_lowlevel_ops *ops)
+{
+	memset(ops, 0, sizeof(*ops));
+	rfs_ops_dir(ops);
+	ops->init = rfs_init;
+	ops->destroy = rfs_destroy;
+	ops->getattr = rfs_getattr;
+	ops->setattr = rfs_setattr;
+	ops->open = rfs_open;
+	ops->create = rfs_create;
+	ops->release = rfs_release;
+	ops->flush = rfs_flush;
+	ops->fsync = rfs_fsync;
+	ops->read = rfs_read;
+	ops->write = rfs_write;
+	ops->fallocate = rfs_fallocate;
+	ops->lseek = rfs_lseek;
+	ops->statfs = rfs_statfs;
+	ops->fsyncdir = rfs_fsyncdir;
+}
