@@ -66,6 +66,8 @@ struct ino_info {
 	uint64_t nblocks; /* as the inode says */
 	uint64_t mapped;  /* as its extents say */
 	uint8_t walk;	  /* reachability walk state */
+	uint8_t orphan;	  /* on the orphan list */
+	uint8_t symlink_inline_ok; /* symlinks: inline length matches the size */
 };
 
 /* Blocks a file's extents map, per inode (one entry per extent). */

@@ -91,6 +91,13 @@ static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 	ii->mode = inode.mode;
 	ii->nlink = inode.nlink;
 	ii->nblocks = inode.nblocks;
+	ii->symlink_inline_ok = inode.inline_type == RFS_INLINE_SYMLINK
+					? inode.inline_len == inode.size
+					: inode.inline_type == RFS_INLINE_NONE && inode.size < 4096;
+	if (inode.inline_type > RFS_INLINE_SYMLINK ||
+	    (inode.inline_type == RFS_INLINE_SYMLINK && !S_ISLNK(inode.mode)))
+		fix_problem(ctx, PR_INODE_BAD, "inode %" PRIu64 ": inline data of type %u",
+			    inode.ino, inode.inline_type);
 }
 
 static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
@@ -115,7 +122,11 @@ static void rec_dirent(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 	(void)len;
 	memcpy(&d, rec, sizeof(d));
 	hash = dir_name_hash(ctx->fs->sb.hash_seed, rec + sizeof(d), d.namelen);
-	if ((le64_get(d.key.cookie) >> RFS_DIR_SEQ_BITS) != hash)
+	if (le64_get(d.key.dir) == RFS_ORPHAN_DIR) {
+		if (le64_get(d.key.cookie) != le64_get(d.ino))
+			fix_problem(ctx, PR_ORPHAN_BAD, "entry %" PRIu64 " names inode %" PRIu64,
+				    le64_get(d.key.cookie), le64_get(d.ino));
+	} else if ((le64_get(d.key.cookie) >> RFS_DIR_SEQ_BITS) != hash)
 		fix_problem(ctx, PR_DIRENT_HASH_WRONG, "directory %" PRIu64 ", entry '%.*s'",
 			    le64_get(d.key.dir), (int)d.namelen, (const char *)rec + sizeof(d));
 	grow((void **)&ctx->dents, &ctx->cap_dents, ctx->ndents, sizeof(*ctx->dents));

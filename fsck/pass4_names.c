@@ -9,12 +9,14 @@
  * every directory reaches the root through its parents (no loops); every
  * inode has a name; link counts match (a directory: 2 + subdirectories);
  * file extents belong to live inodes whose block counts they add up to.
+ * Inodes on the orphan list (no name, nlink 0) are fine: mount frees them.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
+#include "dir.h"
 #include "fsck.h"
 
 static struct ino_info *find_ino(struct fsck_ctx *ctx, rfs_ino_t ino)
@@ -55,9 +57,29 @@ static void check_special(struct fsck_ctx *ctx)
 			    sb->next_ino, ctx->inodes[ctx->ninodes - 1].ino);
 }
 
+/* An entry of the orphan list: an inode with no name left, still open
+ * when the filesystem went down (freed at the next mount). */
+static void check_orphan(struct fsck_ctx *ctx, const struct dent_info *d)
+{
+	struct ino_info *target = find_ino(ctx, d->ino);
+
+	if (!target)
+		fix_problem(ctx, PR_ORPHAN_BAD, "inode %" PRIu64 " does not exist", d->ino);
+	else if (target->nlink != 0)
+		fix_problem(ctx, PR_ORPHAN_BAD, "inode %" PRIu64 " still has %u link(s)", d->ino,
+			    target->nlink);
+	else
+		target->orphan = 1;
+}
+
 static void check_dirent(struct fsck_ctx *ctx, const struct dent_info *d)
 {
-	struct ino_info *dir = find_ino(ctx, d->dir), *target = find_ino(ctx, d->ino);
+	struct ino_info *dir, *target;
+
+	if (d->dir == RFS_ORPHAN_DIR)
+		return check_orphan(ctx, d);
+	dir = find_ino(ctx, d->dir);
+	target = find_ino(ctx, d->ino);
 
 	if (!dir || !S_ISDIR(dir->mode)) {
 		fix_problem(ctx, PR_DIRENT_IN_NON_DIR, "inode %" PRIu64 " has an entry for %" PRIu64,
@@ -109,6 +131,14 @@ static void check_inode_links(struct fsck_ctx *ctx, struct ino_info *ii)
 {
 	int is_root = ii->ino == ctx->fs->sb.root_ino;
 
+	if (S_ISLNK(ii->mode) && !ii->symlink_inline_ok)
+		fix_problem(ctx, PR_SYMLINK_BAD, "inode %" PRIu64, ii->ino);
+	if (ii->orphan) {
+		if (ii->refs)
+			fix_problem(ctx, PR_ORPHAN_BAD, "inode %" PRIu64 " is on the orphan list but "
+				    "has %u name(s)", ii->ino, ii->refs);
+		return; /* freed at the next mount */
+	}
 	if (S_ISDIR(ii->mode)) {
 		if (ii->refs > 1)
 			fix_problem(ctx, PR_DIR_MULTIPLY_LINKED, "directory %" PRIu64 " has %u names",

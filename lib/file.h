@@ -47,7 +47,7 @@ int file_plan_write(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 		    struct rfs_seg *segs, unsigned max, unsigned *n);
 
 /* Maximum extent records one truncate step touches (bounded transactions). */
-#define RFS_TRUNC_STEP 64
+#define RFS_TRUNC_STEP 8
 /* Credits one truncate/punch step needs. */
 uint32_t file_step_credits(const struct rfs_fs *fs);
 /* Credits a write plan of up to MAX segments needs. */
