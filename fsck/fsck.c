@@ -28,6 +28,7 @@ static const char *const owner_names[CLAIM_OWNER_MAX] = {
 	[CLAIM_TREE_INODE] = "the inode tree",
 	[CLAIM_TREE_DIR] = "the directory tree",
 	[CLAIM_TREE_BMAP] = "the extent tree",
+	[CLAIM_TREE_XATTR] = "the extended attribute tree",
 	[CLAIM_FILE_DATA] = "file data",
 	[CLAIM_FREE] = "free space",
 };

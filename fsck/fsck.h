@@ -47,6 +47,7 @@ enum claim_owner {
 	CLAIM_TREE_INODE,
 	CLAIM_TREE_DIR,
 	CLAIM_TREE_BMAP,
+	CLAIM_TREE_XATTR,
 	CLAIM_FILE_DATA,
 	CLAIM_FREE,
 	CLAIM_OWNER_MAX
@@ -94,6 +95,8 @@ struct fsck_ctx {
 	size_t ndents, cap_dents;
 	struct ext_info *exts;
 	size_t nexts, cap_exts;
+	rfs_ino_t last_xattr_ino; /* attributes come in inode order */
+	uint64_t xattr_owners_missing;
 	uint64_t problems, fixed;
 	int replayed; /* the journal held transactions */
 	uint64_t tree_nodes[RFS_TREE_MAX], tree_records[RFS_TREE_MAX];

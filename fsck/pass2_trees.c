@@ -31,6 +31,8 @@ static uint16_t tree_claim(uint16_t tree_type)
 		return CLAIM_TREE_INODE;
 	case RFS_TREE_BMAP:
 		return CLAIM_TREE_BMAP;
+	case RFS_TREE_XATTR:
+		return CLAIM_TREE_XATTR;
 	default:
 		return CLAIM_TREE_DIR;
 	}
@@ -136,6 +138,22 @@ static void rec_dirent(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 	di->ftype = d.ftype;
 }
 
+/* Attributes of one inode are contiguous: remember each owner once, as a
+ * pseudo-extent of length 0 so pass 4 can check the owner exists. */
+static void rec_xattr(struct fsck_ctx *ctx, const uint8_t *rec)
+{
+	struct ext_info *ei;
+	rfs_ino_t ino = rfs_get_le64(rec);
+
+	if (ino == ctx->last_xattr_ino)
+		return;
+	ctx->last_xattr_ino = ino;
+	grow((void **)&ctx->exts, &ctx->cap_exts, ctx->nexts, sizeof(*ctx->exts));
+	ei = &ctx->exts[ctx->nexts++];
+	ei->ino = ino;
+	ei->len = 0;
+}
+
 static void on_rec(void *arg, const struct rfs_btree *t, const void *rec, size_t len)
 {
 	struct fsck_ctx *ctx = arg;
@@ -155,6 +173,9 @@ static void on_rec(void *arg, const struct rfs_btree *t, const void *rec, size_t
 		break;
 	case RFS_TREE_BMAP:
 		rec_bmap(ctx, rec);
+		break;
+	case RFS_TREE_XATTR:
+		rec_xattr(ctx, rec);
 		break;
 	}
 }
@@ -200,6 +221,7 @@ int pass2_trees(struct fsck_ctx *ctx)
 	check_tree(ctx, &ctx->fs->inodes);
 	check_tree(ctx, &ctx->fs->dirs);
 	check_tree(ctx, &ctx->fs->bmap);
+	check_tree(ctx, &ctx->fs->xattrs);
 	check_freelist(ctx);
 	return ctx->trees_ok[0] ? 0 : FSCK_EXIT_OPERROR;
 }

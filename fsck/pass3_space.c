@@ -63,7 +63,7 @@ static void sweep_claims(struct fsck_ctx *ctx)
 	size_t i;
 	unsigned t;
 
-	for (t = RFS_TREE_BNO; t <= RFS_TREE_BMAP; t++)
+	for (t = RFS_TREE_BNO; t <= RFS_TREE_XATTR; t++)
 		if (!ctx->trees_ok[t])
 			s.report_leaks = 0; /* unreadable subtrees would show as leaks */
 	qsort(cl->v, cl->n, sizeof(*cl->v), cmp_claim);

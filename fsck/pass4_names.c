@@ -165,15 +165,17 @@ static void check_extents(struct fsck_ctx *ctx)
 	struct ino_info *ii = NULL;
 	size_t i, orphans = 0;
 
-	for (i = 0; i < ctx->nexts; i++) { /* in (inode, offset) order */
+	/* Extents come in (inode, offset) order, then attribute owners (len 0)
+	 * in inode order: find_ino is cached on the last inode. */
+	for (i = 0; i < ctx->nexts; i++) {
 		const struct ext_info *e = &ctx->exts[i];
 		if (!ii || ii->ino != e->ino)
 			ii = find_ino(ctx, e->ino);
 		if (ii)
 			ii->mapped += e->len;
 		else if (orphans++ < 10)
-			fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%" PRIu64 " blocks)",
-				    e->ino, e->len);
+			fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%s)", e->ino,
+				    e->len ? "file extents" : "extended attributes");
 	}
 	for (i = 0; i < ctx->ninodes; i++) {
 		ii = &ctx->inodes[i];
@@ -199,7 +201,7 @@ int pass4_names(struct fsck_ctx *ctx)
 		check_dirent(ctx, &ctx->dents[i]);
 	for (i = 0; i < ctx->ninodes; i++)
 		check_inode_links(ctx, &ctx->inodes[i]);
-	if (ctx->trees_ok[RFS_TREE_BMAP])
+	if (ctx->trees_ok[RFS_TREE_BMAP] && ctx->trees_ok[RFS_TREE_XATTR])
 		check_extents(ctx);
 	return 0;
 }

@@ -62,7 +62,8 @@ static const struct problem_def table[PR_COUNT] = {
 	[PR_INODE_BAD] = {"INODE_BAD", "inode record is inconsistent", NR},
 	[PR_ORPHAN_BAD] = {"ORPHAN_BAD", "orphan list entry is wrong", NR},
 	[PR_SYMLINK_BAD] = {"SYMLINK_BAD", "symbolic link target is malformed", NR},
-	[PR_EXTENT_NO_INODE] = {"EXTENT_NO_INODE", "file extents belong to no inode", NR},
+	[PR_EXTENT_NO_INODE] = {"EXTENT_NO_INODE", "file extents or attributes belong to no inode",
+				NR},
 	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents",
 			      NR},
 };

@@ -88,7 +88,8 @@ enum rfs_tree_type {
 	RFS_TREE_INODE = 3, /* inode records by inode number */
 	RFS_TREE_DIR = 4,   /* directory entries by (dir, name hash, seq) */
 	RFS_TREE_BMAP = 5,  /* file extents by (inode, fork, file offset) */
-	RFS_TREE_MAX = 8    /* slots 6..7 reserved for later trees */
+	RFS_TREE_XATTR = 6, /* extended attributes by (inode, name hash, seq, chunk) */
+	RFS_TREE_MAX = 8    /* slot 7 reserved for a later tree */
 };
 
 struct rfs_root {
@@ -331,6 +332,30 @@ struct rfs_bmap_rec {
 	rfs_le64_t tid;	   /* 32 transaction that last changed the mapping */
 };
 _Static_assert(sizeof(struct rfs_bmap_rec) == 40, "bmap rec size");
+
+/* Extended attributes ------------------------------------------------ */
+
+/*
+ * RFS_TREE_XATTR record: key = (ino, cookie, chunk). cookie is
+ * (48-bit name hash << 15) | collision sequence, as for directory entries.
+ * A value is split into chunks so that every record fits the tree's
+ * record limit: chunk 0 holds the name and the first value bytes, chunks
+ * 1.. hold the rest, in order.
+ */
+#define RFS_XATTR_NAME_MAX 255
+#define RFS_XATTR_SIZE_MAX 65536
+#define RFS_XATTR_REC_MAX  318 /* record limit: three to a 1 KiB node */
+
+struct rfs_xattr_rec {
+	rfs_le64_t ino;	      /*  0 key */
+	rfs_le64_t cookie;    /*  8 key */
+	rfs_le32_t chunk;     /* 16 key */
+	rfs_le32_t value_len; /* 20 whole value length (in every chunk) */
+	uint8_t namelen;      /* 24 chunk 0: name length, 1..255; others 0 */
+	uint8_t pad[7];	      /* 25 */
+	uint8_t data[];	      /* 32 chunk 0: name then value bytes; others: value bytes */
+};
+_Static_assert(sizeof(struct rfs_xattr_rec) == 32, "xattr rec header");
 
 /* Journal ----------------------------------------------------------- */
 

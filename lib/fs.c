@@ -17,6 +17,7 @@
 #include "inode.h"
 #include "journal.h"
 #include "util.h"
+#include "xattr.h"
 
 int fs_tree_root_changed(struct rfs_btree *t)
 {
@@ -54,6 +55,8 @@ int fs_trees_init(struct rfs_fs *fs)
 		ret = tree_attach(fs, &fs->dirs, &rfs_dir_ops);
 	if (!ret)
 		ret = tree_attach(fs, &fs->bmap, &rfs_bmap_ops);
+	if (!ret)
+		ret = tree_attach(fs, &fs->xattrs, &rfs_xattr_ops);
 	fs->fl_capacity = (fs->sb.bsize - (uint32_t)sizeof(struct rfs_freelist)) / 8;
 	return ret;
 }
