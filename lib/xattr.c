@@ -4,6 +4,7 @@
  */
 #include "xattr.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +36,26 @@ static int xattr_cmp(const void *a, const void *b)
 	return s < t ? -1 : s > t;
 }
 
+/*
+ * Chunk 0 has a name, later chunks none; a record never carries more value
+ * bytes than the whole value, a later chunk at least one, and chunk C > 0
+ * starts past chunk 0 (at least 31 bytes) and C - 1 full chunks.
+ */
 static int xattr_check_rec(const void *rec, size_t len, char *why, size_t whylen)
 {
 	struct rfs_xattr_rec r;
+	uint32_t chunk, vlen;
+	size_t data;
 
 	memcpy(&r, rec, HDR);
-	if (le32_get(r.value_len) > RFS_XATTR_SIZE_MAX ||
-	    (le32_get(r.chunk) == 0) != (r.namelen != 0) || len < HDR + r.namelen) {
+	chunk = le32_get(r.chunk);
+	vlen = le32_get(r.value_len);
+	data = len >= HDR + r.namelen ? len - HDR - r.namelen : 0;
+	if (vlen > RFS_XATTR_SIZE_MAX || (chunk == 0) != (r.namelen != 0) ||
+	    len < HDR + r.namelen || data > vlen ||
+	    (chunk &&
+	     (data == 0 ||
+	      (uint64_t)(chunk - 1) * CHUNK_MAX + (CHUNK_MAX - RFS_XATTR_NAME_MAX) >= vlen))) {
 		snprintf(why, whylen, "malformed extended attribute record");
 		return -EUCLEAN;
 	}
@@ -79,6 +93,14 @@ static int name_check(const char *name, size_t *len)
 static size_t chunk0_cap(size_t namelen)
 {
 	return CHUNK_MAX - namelen;
+}
+
+/* Records of a VLEN-byte value after a name of NLEN bytes. */
+static uint32_t nr_chunks(size_t nlen, size_t vlen)
+{
+	if (vlen <= chunk0_cap(nlen))
+		return 1;
+	return (uint32_t)(1 + (vlen - chunk0_cap(nlen) + CHUNK_MAX - 1) / CHUNK_MAX);
 }
 
 /*
@@ -123,12 +145,15 @@ static int find(struct rfs_fs *fs, rfs_ino_t ino, const char *name, size_t nlen,
 	return -ENODATA;
 }
 
-/* Copies the value of the attribute at COOKIE (VLEN bytes) into BUF. */
+/* Copies the value of the attribute at COOKIE (VLEN bytes) into BUF.
+ * -EUCLEAN unless chunks 0, 1, ... each carry the whole value's length and
+ * together exactly VLEN bytes. */
 static int read_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, size_t vlen, uint8_t *buf)
 {
 	struct rfs_btree_cursor cur;
 	struct rfs_xattr_rec key;
 	size_t got = 0;
+	uint32_t chunk = 0;
 	int ret;
 
 	key_make(&key, ino, cookie, 0);
@@ -141,7 +166,8 @@ static int read_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, size_t 
 		size_t n;
 
 		memcpy(&r, rec, HDR);
-		if (le64_get(r.ino) != ino || le64_get(r.cookie) != cookie)
+		if (le64_get(r.ino) != ino || le64_get(r.cookie) != cookie ||
+		    le32_get(r.chunk) != chunk++ || le32_get(r.value_len) != vlen)
 			break;
 		n = len - HDR - r.namelen;
 		if (n > vlen - got)
@@ -173,12 +199,10 @@ int xattr_get(struct rfs_fs *fs, rfs_ino_t ino, const char *name, void *buf, siz
 	return read_value(fs, ino, cookie, *len, buf);
 }
 
-/* Deletes the records of the attribute at COOKIE. */
-static int delete_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, size_t vlen,
-			size_t nlen)
+/* Deletes chunks 0 .. CHUNKS-1 of the attribute at COOKIE. */
+static int delete_chunks(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, uint32_t chunks)
 {
 	struct rfs_xattr_rec key;
-	size_t chunks = vlen <= chunk0_cap(nlen) ? 1 : 1 + (vlen - chunk0_cap(nlen) + CHUNK_MAX - 1) / CHUNK_MAX;
 	uint32_t i;
 	int ret = 0;
 
@@ -189,6 +213,15 @@ static int delete_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, size_
 	return ret == -ENOENT ? -EUCLEAN : ret;
 }
 
+/* Deletes the records of the attribute at COOKIE. */
+static int delete_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, size_t vlen,
+			size_t nlen)
+{
+	return delete_chunks(fs, ino, cookie, nr_chunks(nlen, vlen));
+}
+
+/* Inserts the attribute at COOKIE, all or nothing: when a chunk cannot be
+ * inserted (-ENOSPC, say), the chunks already in are deleted again. */
 static int insert_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, const char *name,
 			size_t nlen, const uint8_t *value, size_t vlen)
 {
@@ -212,7 +245,50 @@ static int insert_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, const
 		done += n;
 		chunk++;
 	} while (!ret && done < vlen);
-	return ret == -EEXIST ? -EUCLEAN : ret;
+	if (ret) {
+		int undo = delete_chunks(fs, ino, cookie, chunk - 1);
+
+		return undo ? undo : ret == -EEXIST ? -EUCLEAN : ret;
+	}
+	return 0;
+}
+
+/*
+ * Replaces the value (OLD bytes) of the attribute at COOKIE, keeping the
+ * cookie. When the new value cannot be inserted (-ENOSPC, say), the old
+ * one is put back. A damaged old value (-EUCLEAN) is overwritten without that
+ * safety net.
+ */
+static int replace_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, const char *name,
+			 size_t nlen, size_t old, const uint8_t *value, size_t vlen)
+{
+	uint8_t *saved = malloc(old ? old : 1);
+	int ret, undo;
+
+	if (!saved)
+		return -ENOMEM;
+	ret = read_value(fs, ino, cookie, old, saved);
+	if (ret == -EUCLEAN) {
+		free(saved);
+		saved = NULL;
+	} else if (ret) {
+		free(saved);
+		return ret;
+	}
+	ret = delete_value(fs, ino, cookie, old, nlen);
+	if (ret)
+		goto out;
+	ret = insert_value(fs, ino, cookie, name, nlen, value, vlen);
+	if (ret && saved) {
+		undo = insert_value(fs, ino, cookie, name, nlen, saved, old);
+		if (undo)
+			rfs_log(RFS_LOG_ERR,
+				"inode %" PRIu64 ": extended attribute '%.*s' lost: %s", ino,
+				(int)nlen, name, strerror(-undo));
+	}
+out:
+	free(saved);
+	return ret;
 }
 
 int xattr_set(struct rfs_fs *fs, rfs_ino_t ino, const char *name, const void *value, size_t len,
@@ -234,15 +310,12 @@ int xattr_set(struct rfs_fs *fs, rfs_ino_t ino, const char *name, const void *va
 		return -EEXIST;
 	if (ret && (flags & RFS_XATTR_REPLACE))
 		return -ENODATA;
-	if (!ret) {
-		ret = delete_value(fs, ino, cookie, old, nlen);
-	} else {
-		if (seq > SEQ_MASK)
-			return -ENOSPC;
-		cookie = (dir_name_hash(fs->sb.hash_seed, name, nlen) << RFS_DIR_SEQ_BITS) | seq;
-		ret = 0;
-	}
-	return ret ? ret : insert_value(fs, ino, cookie, name, nlen, value, len);
+	if (!ret)
+		return replace_value(fs, ino, cookie, name, nlen, old, value, len);
+	if (seq > SEQ_MASK)
+		return -ENOSPC;
+	cookie = (dir_name_hash(fs->sb.hash_seed, name, nlen) << RFS_DIR_SEQ_BITS) | seq;
+	return insert_value(fs, ino, cookie, name, nlen, value, len);
 }
 
 int xattr_remove(struct rfs_fs *fs, rfs_ino_t ino, const char *name)
@@ -309,6 +382,8 @@ int xattr_remove_all(struct rfs_fs *fs, rfs_ino_t ino, unsigned max, int *done)
 	return ret;
 }
 
+/* LEN must be the larger of the old and the new value's length: replacing
+ * a value dirties and frees the old value's blocks too. */
 uint32_t xattr_credits(const struct rfs_fs *fs, size_t len)
 {
 	uint32_t per = 2 * (fs->xattrs.height + 1) + 1;
