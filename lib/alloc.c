@@ -9,9 +9,13 @@
  *  2. sb.free_blocks is the sum of their lengths.
  *  3. Blocks on the free list are neither free nor used by a tree.
  *  4. At the start of every allocator operation the free list holds at
- *     least alloc_freelist_low() blocks and at most alloc_freelist_high().
+ *     least alloc_freelist_low() blocks (at least half of that when free
+ *     space is too short to top it up) and at most alloc_freelist_high().
  *     One operation changes at most three records per tree, so it takes or
  *     gives back at most 3 * (height + 2) blocks per tree.
+ *  5. A refused call (bad range, double free, read-only) changes nothing;
+ *     so does an allocation that fails for lack of space, unless the free
+ *     list was below half its low mark (topping it up comes first).
  */
 #include "alloc.h"
 
@@ -222,14 +226,18 @@ static uint32_t fl_per_op(const struct rfs_fs *fs)
 	return 3 * (h + 2) * 2; /* both trees */
 }
 
+/* The marks are clamped to thirds of the list: free-space trees tall
+ * enough to need more (a huge filesystem of 1 KiB blocks with free space
+ * in single blocks) get ENOSPC from a split that finds the list empty,
+ * which the B+tree engine turns into an unchanged tree, never corruption. */
 uint32_t alloc_freelist_low(const struct rfs_fs *fs)
 {
-	return fl_per_op(fs);
+	return RFS_MIN(fl_per_op(fs), fs->fl_capacity / 3);
 }
 
 uint32_t alloc_freelist_high(const struct rfs_fs *fs)
 {
-	return fs->fl_capacity - fl_per_op(fs);
+	return fs->fl_capacity - alloc_freelist_low(fs);
 }
 
 /* --- raw free-space tree edits (no free list fixing) -------------------- */
@@ -324,19 +332,30 @@ static int cnt_find(struct rfs_fs *fs, extlen_t len, fsblock_t start, enum rfs_l
 
 /* --- free list water marks ------------------------------------------------ */
 
+static int largest_free(struct rfs_fs *fs, struct ext *e)
+{
+	return cnt_find(fs, UINT64_MAX, UINT64_MAX, RFS_LOOKUP_LE, e);
+}
+
 /* Moves up to WANT blocks from the end of the largest free extent onto the
- * free list. Taking from the end leaves the bno key unchanged. */
-static int fl_refill_once(struct rfs_fs *fs, uint32_t want)
+ * free list, leaving KEEP blocks of it free when it has more than KEEP (an
+ * allocation of KEEP blocks is about to be made). If it has no more than
+ * KEEP, takes all of it only if MUST, else fails with -ENOSPC. Taking from
+ * the end leaves the bno key unchanged. */
+static int fl_refill_once(struct rfs_fs *fs, uint32_t want, extlen_t keep, int must)
 {
 	struct rfs_btree t = {.priv = fs};
 	struct ext e;
 	extlen_t n, i;
 	int ret;
 
-	ret = cnt_find(fs, UINT64_MAX, UINT64_MAX, RFS_LOOKUP_LE, &e);
+	ret = largest_free(fs, &e);
 	if (ret)
 		return ret == -ENOENT ? -ENOSPC : ret;
-	n = RFS_MIN((extlen_t)want, e.len);
+	n = e.len > keep ? e.len - keep : must ? e.len : 0;
+	if (n == 0)
+		return -ENOSPC;
+	n = RFS_MIN((extlen_t)want, n);
 	ret = fsp_carve(fs, e, e.start + e.len - n, n);
 	for (i = 0; !ret && i < n; i++)
 		ret = fl_push(&t, e.start + e.len - n + i);
@@ -346,7 +365,14 @@ static int fl_refill_once(struct rfs_fs *fs, uint32_t want)
 /* Gives one block from the free list back to the free-space trees. */
 static int fl_drain_one(struct rfs_fs *fs);
 
-int alloc_fix_freelist(struct rfs_fs *fs)
+/*
+ * Brings the free list between its water marks. Half the low mark is
+ * enough for one operation, so below the low mark but above half of it a
+ * refill is optional: on a nearly full disk it takes only what leaves KEEP
+ * blocks in the largest free extent (for the allocation that follows), and
+ * its failure is not an error.
+ */
+static int fix_freelist(struct rfs_fs *fs, extlen_t keep)
 {
 	uint32_t count, low, high;
 	int ret;
@@ -358,8 +384,9 @@ int alloc_fix_freelist(struct rfs_fs *fs)
 		low = alloc_freelist_low(fs);
 		high = alloc_freelist_high(fs);
 		if (count < low) {
-			ret = fl_refill_once(fs, (low + high) / 2 - count);
-			if (ret == -ENOSPC && count >= low / 2)
+			int must = count < low / 2;
+			ret = fl_refill_once(fs, (low + high) / 2 - count, keep, must);
+			if (ret == -ENOSPC && !must)
 				return 0; /* nearly full disk: still enough for one op */
 		} else if (count > high) {
 			ret = fl_drain_one(fs);
@@ -369,6 +396,11 @@ int alloc_fix_freelist(struct rfs_fs *fs)
 		if (ret)
 			return ret;
 	}
+}
+
+int alloc_fix_freelist(struct rfs_fs *fs)
+{
+	return fix_freelist(fs, 0);
 }
 
 /* --- freeing ----------------------------------------------------------- */
@@ -403,28 +435,45 @@ static int range_is_valid(const struct rfs_fs *fs, fsblock_t start, extlen_t len
 	return 1;
 }
 
+/* Looks up the free extents around [START, START+LEN), which must be a
+ * valid range that overlaps no free extent. Changes nothing. */
+static int free_neighbours(struct rfs_fs *fs, fsblock_t start, extlen_t len, struct ext *left,
+			   int *has_left, struct ext *right, int *has_right)
+{
+	int ret;
+
+	if (!range_is_valid(fs, start, len)) {
+		rfs_log(RFS_LOG_ERR, "freeing invalid extent %" PRIu64 "+%" PRIu64, start, len);
+		return -EUCLEAN;
+	}
+	ret = bno_find(fs, start, RFS_LOOKUP_LE, left);
+	if (ret && ret != -ENOENT)
+		return ret;
+	*has_left = !ret;
+	if (*has_left && left->start + left->len > start)
+		goto double_free;
+	ret = bno_find(fs, start, RFS_LOOKUP_GE, right);
+	if (ret && ret != -ENOENT)
+		return ret;
+	*has_right = !ret;
+	if (*has_right && right->start < start + len)
+		goto double_free;
+	return 0;
+double_free:
+	rfs_log(RFS_LOG_ERR, "freeing extent %" PRIu64 "+%" PRIu64 " that is already free", start,
+		len);
+	return -EUCLEAN;
+}
+
 /* Frees [START, START+LEN), merging with free neighbours. */
 static int fsp_free(struct rfs_fs *fs, fsblock_t start, extlen_t len)
 {
 	struct ext left, right, merged = {start, len};
 	int has_left, has_right, ret;
 
-	if (!range_is_valid(fs, start, len)) {
-		rfs_log(RFS_LOG_ERR, "freeing invalid extent %" PRIu64 "+%" PRIu64, start, len);
-		return -EUCLEAN;
-	}
-	ret = bno_find(fs, start, RFS_LOOKUP_LE, &left);
-	if (ret && ret != -ENOENT)
+	ret = free_neighbours(fs, start, len, &left, &has_left, &right, &has_right);
+	if (ret)
 		return ret;
-	has_left = !ret;
-	if (has_left && left.start + left.len > start)
-		goto double_free;
-	ret = bno_find(fs, start, RFS_LOOKUP_GE, &right);
-	if (ret && ret != -ENOENT)
-		return ret;
-	has_right = !ret;
-	if (has_right && right.start < start + len)
-		goto double_free;
 	if (has_left && left.start + left.len == start) {
 		ret = fsp_remove(fs, left.start, left.len);
 		if (ret)
@@ -439,10 +488,6 @@ static int fsp_free(struct rfs_fs *fs, fsblock_t start, extlen_t len)
 		merged.len += right.len;
 	}
 	return fsp_insert(fs, merged.start, merged.len);
-double_free:
-	rfs_log(RFS_LOG_ERR, "freeing extent %" PRIu64 "+%" PRIu64 " that is already free", start,
-		len);
-	return -EUCLEAN;
 }
 
 static int fl_drain_one(struct rfs_fs *fs)
@@ -456,7 +501,16 @@ static int fl_drain_one(struct rfs_fs *fs)
 
 int free_extent(struct rfs_fs *fs, fsblock_t start, extlen_t len)
 {
-	int ret = alloc_fix_freelist(fs);
+	struct ext left, right;
+	int has_left, has_right, ret;
+
+	if (fs->readonly)
+		return -EROFS;
+	/* Refuse a bad range before fixing the free list: a refused call
+	 * changes nothing. */
+	ret = free_neighbours(fs, start, len, &left, &has_left, &right, &has_right);
+	if (!ret)
+		ret = alloc_fix_freelist(fs);
 	return ret ? ret : fsp_free(fs, start, len);
 }
 
@@ -541,7 +595,7 @@ static int alloc_pick(struct rfs_fs *fs, fsblock_t goal, extlen_t minlen, extlen
 		return ret;
 	}
 	/* Else the largest extent, if it holds MINLEN. */
-	ret = cnt_find(fs, UINT64_MAX, UINT64_MAX, RFS_LOOKUP_LE, e);
+	ret = largest_free(fs, e);
 	if (ret)
 		return ret == -ENOENT ? -ENOSPC : ret;
 	if (e->len < minlen)
@@ -563,7 +617,15 @@ int alloc_extent(struct rfs_fs *fs, fsblock_t goal, extlen_t minlen, extlen_t ma
 		return -EINVAL;
 	if (fs->readonly)
 		return -EROFS;
-	ret = alloc_fix_freelist(fs);
+	/* Fail before changing anything if no extent holds MINLEN blocks;
+	 * then keep MINLEN blocks out of the free list's reach, so that the
+	 * pick below can only fail if the reserve is critically low. */
+	ret = largest_free(fs, &e);
+	if (ret)
+		return ret == -ENOENT ? -ENOSPC : ret;
+	if (e.len < minlen)
+		return -ENOSPC;
+	ret = fix_freelist(fs, minlen);
 	if (ret)
 		return ret;
 	ret = alloc_pick(fs, goal, minlen, maxlen, &e, &at, &n);

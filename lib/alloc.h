@@ -29,7 +29,8 @@ extern const struct rfs_buf_ops rfs_freelist_buf_ops;
 int alloc_extent(struct rfs_fs *fs, fsblock_t goal, extlen_t minlen, extlen_t maxlen,
 		 fsblock_t *start, extlen_t *len);
 /* Returns [START, START+LEN) to free space. -EUCLEAN if any of it is
- * already free or is a static block (a double free means corruption). */
+ * already free or is a static block (a double free means corruption),
+ * -EROFS on a read-only filesystem; a refused call changes nothing. */
 int free_extent(struct rfs_fs *fs, fsblock_t start, extlen_t len);
 
 /* Brings the free list between its low and high water marks. */
