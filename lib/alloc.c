@@ -13,6 +13,11 @@
  *     space is too short to top it up) and at most alloc_freelist_high().
  *     One operation changes at most three records per tree, so it takes or
  *     gives back at most 3 * (height + 2) blocks per tree.
+ *  6. An extent freed in a transaction that is not yet durable is "busy":
+ *     it is free in the trees (so the free is atomic with whatever freed
+ *     it) but not handed out again until that transaction commits. Else
+ *     a crash could leave its old owner pointing at blocks another file
+ *     has already overwritten.
  *  5. A refused call (bad range, double free, read-only) changes nothing;
  *     so does an allocation that fails for lack of space, unless the free
  *     list was below half its low mark (topping it up comes first).
@@ -21,8 +26,10 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "journal.h"
 #include "util.h"
 
 /* --- record encoding ------------------------------------------------ */
@@ -499,6 +506,115 @@ static int fl_drain_one(struct rfs_fs *fs)
 	return ret ? ret : fsp_free(fs, b, 1);
 }
 
+/* --- busy extents (invariant 6) ----------------------------------------- */
+
+static void busy_prune(struct rfs_fs *fs)
+{
+	struct rfs_busy_set *b = &fs->busy;
+	rfs_tid_t durable = journal_durable_tid(fs);
+	size_t i, n = 0;
+
+	for (i = 0; i < b->n; i++)
+		if (b->v[i].tid > durable)
+			b->v[n++] = b->v[i];
+	b->n = n;
+}
+
+static int busy_add(struct rfs_fs *fs, fsblock_t start, extlen_t len)
+{
+	struct rfs_busy_set *b = &fs->busy;
+	size_t lo = 0, hi;
+
+	if (!fs->journal)
+		return 0;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 64;
+		struct rfs_busy *v = realloc(b->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		b->v = v;
+		b->cap = cap;
+	}
+	for (hi = b->n; lo < hi;) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (b->v[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&b->v[lo + 1], &b->v[lo], (b->n - lo) * sizeof(*b->v));
+	b->v[lo] = (struct rfs_busy){start, len, journal_running_tid(fs)};
+	b->n++;
+	return 0;
+}
+
+/*
+ * Narrows the choice [*AT, *AT+*LEN) inside free extent E to blocks that
+ * are not busy. E's non-busy stretches are walked in order: the one
+ * holding *AT keeps it if MINLEN blocks follow, else the first stretch of
+ * MINLEN blocks is taken from its start. -ENOSPC if there is none.
+ */
+static int busy_trim(const struct rfs_fs *fs, const struct ext *e, extlen_t minlen,
+		     extlen_t maxlen, fsblock_t *at, extlen_t *len)
+{
+	const struct rfs_busy_set *b = &fs->busy;
+	fsblock_t end = e->start + e->len, cur = e->start, first = 0;
+	extlen_t first_len = 0;
+	size_t i;
+
+	for (i = 0; i <= b->n; i++) {
+		fsblock_t stop = end, resume = end;
+		if (i < b->n) {
+			if (b->v[i].start >= end)
+				i = b->n; /* sorted: nothing further overlaps */
+			else if (b->v[i].start + b->v[i].len <= cur)
+				continue;
+			else
+				stop = RFS_MAX(cur, b->v[i].start), resume = b->v[i].start + b->v[i].len;
+		}
+		/* [cur, stop) is not busy */
+		if (*at >= cur && *at < stop && stop - *at >= minlen) {
+			*len = RFS_MIN(maxlen, stop - *at);
+			return 0;
+		}
+		if (!first_len && stop - cur >= minlen)
+			first = cur, first_len = stop - cur;
+		cur = RFS_MAX(cur, resume);
+		if (cur >= end)
+			break;
+	}
+	if (!first_len)
+		return -ENOSPC;
+	*at = first;
+	*len = RFS_MIN(maxlen, first_len);
+	return 0;
+}
+
+/* When the chosen extent is all busy: the smallest extents that hold
+ * MINLEN, a bounded number of them, for a stretch that is not busy. */
+static int pick_not_busy(struct rfs_fs *fs, extlen_t minlen, extlen_t maxlen, struct ext *e,
+			 fsblock_t *at, extlen_t *len)
+{
+	struct rfs_btree_cursor cur;
+	uint8_t key[16];
+	int i, ret;
+
+	rfs_put_le64(key, minlen);
+	rfs_put_le64(key + 8, 0);
+	btree_cursor_init(&cur, &fs->cnt);
+	ret = btree_seek(&cur, key, RFS_LOOKUP_GE);
+	for (i = 0; !ret && i < 64; i++, ret = btree_next(&cur)) {
+		const uint8_t *rec = btree_cursor_rec(&cur, NULL);
+		e->len = rfs_get_le64(rec);
+		e->start = rfs_get_le64(rec + 8);
+		*at = e->start;
+		if (!busy_trim(fs, e, minlen, maxlen, at, len))
+			break;
+	}
+	btree_cursor_done(&cur);
+	return ret == -ENOENT || i == 64 ? -ENOSPC : ret;
+}
+
 int free_extent(struct rfs_fs *fs, fsblock_t start, extlen_t len)
 {
 	struct ext left, right;
@@ -511,7 +627,9 @@ int free_extent(struct rfs_fs *fs, fsblock_t start, extlen_t len)
 	ret = free_neighbours(fs, start, len, &left, &has_left, &right, &has_right);
 	if (!ret)
 		ret = alloc_fix_freelist(fs);
-	return ret ? ret : fsp_free(fs, start, len);
+	if (!ret)
+		ret = fsp_free(fs, start, len);
+	return ret ? ret : busy_add(fs, start, len);
 }
 
 /* --- allocation ----------------------------------------------------------- */
@@ -629,6 +747,11 @@ int alloc_extent(struct rfs_fs *fs, fsblock_t goal, extlen_t minlen, extlen_t ma
 	if (ret)
 		return ret;
 	ret = alloc_pick(fs, goal, minlen, maxlen, &e, &at, &n);
+	if (!ret && fs->busy.n) {
+		busy_prune(fs);
+		if (busy_trim(fs, &e, minlen, maxlen, &at, &n))
+			ret = pick_not_busy(fs, minlen, maxlen, &e, &at, &n);
+	}
 	if (ret)
 		return ret;
 	ret = fsp_carve(fs, e, at, n);

@@ -244,6 +244,7 @@ int fs_close(struct rfs_fs *fs)
 	buf_release(fs->sb_bp);
 	cache_destroy(fs->cache);
 	dev_close(fs->dev);
+	free(fs->busy.v);
 	free(fs);
 	return ret;
 }

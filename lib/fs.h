@@ -25,6 +25,20 @@ struct rfs_recovery_summary {
 	char stop[160];
 };
 
+/* Extents freed in transactions not yet durable (alloc.c): not to be
+ * reused until they are, or a crash could leave their old owner pointing
+ * at blocks something else has overwritten (XFS's busy extents). */
+struct rfs_busy {
+	fsblock_t start;
+	extlen_t len;
+	rfs_tid_t tid;
+};
+
+struct rfs_busy_set {
+	struct rfs_busy *v; /* sorted by start, may overlap */
+	size_t n, cap;
+};
+
 struct rfs_fs {
 	struct rfs_dev *dev;
 	struct rfs_cache *cache;
@@ -34,6 +48,7 @@ struct rfs_fs {
 	uint32_t fl_capacity;  /* entries the free list block holds */
 	struct rfs_journal *journal; /* NULL: no journal (mkfs, read-only, fsck) */
 	struct rfs_recovery_summary recovery;
+	struct rfs_busy_set busy;
 	int readonly;
 };
 

@@ -109,6 +109,11 @@ int journal_checkpoint(struct rfs_fs *fs);
 /* Starts a thread that commits every INTERVAL seconds (0: none). */
 int journal_start_timer(struct rfs_fs *fs, unsigned interval);
 
+/* The running transaction's tid, and the last durable one (0, 0 without a
+ * journal). A block freed in a transaction > the durable one is "busy". */
+rfs_tid_t journal_running_tid(const struct rfs_fs *fs);
+rfs_tid_t journal_durable_tid(const struct rfs_fs *fs);
+
 /* The first fatal error (an I/O error in commit or checkpoint), or 0.
  * After one the journal refuses new handles: the filesystem is read-only. */
 int journal_error(const struct rfs_fs *fs);

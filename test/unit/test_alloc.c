@@ -29,6 +29,7 @@
 #include "dev.h"
 #include "fs.h"
 #include "fs_create.h"
+#include "journal.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -1403,6 +1404,50 @@ START_TEST(test_persist_file)
 }
 END_TEST
 
+/* --- busy extents ------------------------------------------------------------------ */
+
+/* Blocks freed in a transaction that is not durable yet must not be handed
+ * out again until it is: a crash would leave the old owner pointing at
+ * blocks someone else overwrote. With a journal attached. */
+START_TEST(test_busy_extents)
+{
+	struct rfs_mkfs_opts o = {.block_log = 12};
+	struct rfs_handle *h;
+	struct rfs_sb_info sb;
+	struct rfs_dev *dev;
+	struct rfs_fs *fs;
+	fsblock_t a, b, c;
+	extlen_t la, lb, lc;
+	char why[256] = "";
+
+	ck_assert_int_eq(dev_open_mem(64ull << 20, &dev), 0);
+	ck_assert_int_eq(fs_create(dev, &o, &sb, why, sizeof(why)), 0);
+	ck_assert_int_eq(fs_open(dev, 0, CACHE_BYTES, &fs, why, sizeof(why)), 0);
+	ck_assert_ptr_nonnull(fs->journal);
+
+	/* A is allocated and committed, then freed: busy until the commit. */
+	ck_assert_int_eq(txn_start(fs, 256, &h), 0);
+	ck_assert_int_eq(alloc_extent(fs, 0, 16, 16, &a, &la), 0);
+	ck_assert_int_eq(txn_stop(h), 0);
+	ck_assert_int_eq(journal_commit(fs), 0);
+	ck_assert_int_eq(txn_start(fs, 256, &h), 0);
+	ck_assert_int_eq(free_extent(fs, a, la), 0);
+	/* Asked for exactly A's place: A is free in the trees but busy. */
+	ck_assert_int_eq(alloc_extent(fs, a, 1, 16, &b, &lb), 0);
+	ck_assert(b + lb <= a || b >= a + la);
+	ck_assert_int_eq(free_extent(fs, b, lb), 0);
+	ck_assert_int_eq(txn_stop(h), 0);
+	ck_assert_int_eq(journal_commit(fs), 0);
+
+	/* Durable now: A may be reused. */
+	ck_assert_int_eq(txn_start(fs, 256, &h), 0);
+	ck_assert_int_eq(alloc_extent(fs, a, 16, 16, &c, &lc), 0);
+	ck_assert_uint_eq(c, a);
+	ck_assert_int_eq(txn_stop(h), 0);
+	ck_assert_int_eq(fs_close(fs), 0);
+}
+END_TEST
+
 static Suite *alloc_suite(void)
 {
 	Suite *s = suite_create("alloc");
@@ -1426,6 +1471,7 @@ static Suite *alloc_suite(void)
 	tcase_add_test(det, test_contiguous_interleaved);
 	tcase_add_test(det, test_near_goal);
 	tcase_add_test(det, test_enospc_low_reserve);
+	tcase_add_test(det, test_busy_extents);
 	suite_add_tcase(s, det);
 	return s;
 }
