@@ -16,9 +16,10 @@
  *  1. A block number has at most one buffer in the cache.
  *  2. A buffer with refs > 0 is never evicted or reused.
  *  3. A dirty buffer is written only by cache_flush(), buf_write(), or by
- *     eviction when the cache allows write-back on eviction (no journal).
- *     The journal (next layer up) turns write-back on eviction off and
- *     pins what it has logged until checkpoint.
+ *     eviction when the cache allows write-back on eviction. With a
+ *     journal, buffers of uncommitted transactions are held and pinned, so
+ *     only committed contents are ever written home; after a fatal journal
+ *     error the journal turns write-back on eviction off.
  *  4. Disk I/O is done without holding the cache lock; a buffer being read
  *     is marked LOADING and other readers wait for it.
  *

@@ -234,9 +234,18 @@ static int grow_array(void **v, size_t *cap, size_t n, size_t elem)
 
 static void fail_locked(struct rfs_journal *j, int err, const char *what)
 {
+	struct rfs_cache *c = j->fs->cache;
+
 	if (j->error)
 		return;
 	j->error = err ? err : -EIO;
+	/* Dirty buffers may now hold changes that never committed (those of
+	 * the failed transaction and of the one running): nothing may go home
+	 * any more (invariant 3), not even by eviction. What did commit is in
+	 * the log, which stays as it is; recovery puts it home. */
+	pthread_mutex_lock(&c->lock);
+	c->writeback_on_evict = 0;
+	pthread_mutex_unlock(&c->lock);
 	rfs_log(RFS_LOG_ERR, "journal: %s failed (%s): the filesystem is now read-only", what,
 		strerror(-j->error));
 	pthread_cond_broadcast(&j->cond);
@@ -334,7 +343,8 @@ static int capture_bufs(struct rfs_journal *j, struct commit_set *cs)
 	size_t i;
 	int ret = 0;
 
-	qsort(t->bufs, t->nbufs, sizeof(*t->bufs), cmp_buf);
+	if (t->nbufs) /* bufs is NULL in a revoke-only transaction */
+		qsort(t->bufs, t->nbufs, sizeof(*t->bufs), cmp_buf);
 	cs->copies = calloc(t->nbufs + 1, sizeof(*cs->copies));
 	cs->homes = calloc(t->nbufs + 1, sizeof(*cs->homes));
 	if (!cs->copies || !cs->homes)
@@ -358,7 +368,8 @@ static int capture_revokes(struct commit_set *cs)
 	cs->revokes = malloc((t->nrevokes + 1) * sizeof(*cs->revokes));
 	if (!cs->revokes)
 		return -ENOMEM;
-	qsort(t->revokes, t->nrevokes, sizeof(*t->revokes), cmp_blk);
+	if (t->nrevokes) /* revokes is NULL when nothing was freed */
+		qsort(t->revokes, t->nrevokes, sizeof(*t->revokes), cmp_blk);
 	for (i = 0; i < t->nrevokes; i++) {
 		fsblock_t b = t->revokes[i];
 		if (i > 0 && b == t->revokes[i - 1])
@@ -516,6 +527,41 @@ static void wait_handles_locked(struct rfs_journal *j)
 }
 
 /*
+ * Waits until the running transaction may be captured: no other commit or
+ * checkpoint owns the log and no handle is open. Every condition is checked
+ * again after each wait, all at once: while we waited another committer may
+ * have captured the transaction we came for (and a new, possibly empty one
+ * runs now), or be writing it. Returns 1 when there is something to
+ * capture, with the barrier raised (unless HOLD_BARRIER: the caller holds
+ * it), 0 when there is nothing, or the journal's error.
+ */
+static int wait_capture_locked(struct rfs_journal *j, int hold_barrier)
+{
+	int raised = 0;
+
+	while (!j->error && !txn_is_empty(j->running)) {
+		if (!j->committing && j->running->handles == 0) {
+			if (!hold_barrier && !raised)
+				j->barrier++;
+			return 1;
+		}
+		if (j->committing && raised) {
+			/* Let handles run during the other commit's I/O. */
+			j->barrier--, raised = 0;
+			pthread_cond_broadcast(&j->cond);
+		} else if (!j->committing && !hold_barrier && !raised) {
+			j->barrier++, raised = 1; /* hold off new handles */
+		}
+		pthread_cond_wait(&j->cond, &j->lock);
+	}
+	if (raised) {
+		j->barrier--;
+		pthread_cond_broadcast(&j->cond);
+	}
+	return j->error;
+}
+
+/*
  * Commits the running transaction. Called with j->lock held; returns with
  * it held. With HOLD_BARRIER the caller already holds the barrier and keeps
  * it; otherwise new handles may start as soon as capture is done.
@@ -527,15 +573,9 @@ static int commit_locked(struct rfs_journal *j, int hold_barrier)
 	uint32_t start;
 	int ret;
 
-	while (j->committing)
-		pthread_cond_wait(&j->cond, &j->lock);
-	if (j->error)
-		return j->error;
-	if (txn_is_empty(j->running))
-		return 0;
-	if (!hold_barrier)
-		j->barrier++;
-	wait_handles_locked(j);
+	ret = wait_capture_locked(j, hold_barrier);
+	if (ret <= 0)
+		return ret;
 	cs.txn = j->running;
 	ret = capture_bufs(j, &cs);
 	if (!ret)
@@ -914,6 +954,12 @@ int journal_close(struct rfs_fs *fs)
 	ret = journal_checkpoint(fs);
 	if (!ret)
 		ret = j->error;
+	/* After an error the running transaction may still hold buffers
+	 * (freed ones are in no hash chain: cache_destroy would miss them). */
+	pthread_mutex_lock(&j->lock);
+	unpin_all(j->running);
+	j->running->nbufs = 0;
+	pthread_mutex_unlock(&j->lock);
 	fs->cache->hooks = NULL;
 	fs->cache->hook_arg = NULL;
 	fs->journal = NULL;
@@ -934,4 +980,28 @@ void journal_get_stats(const struct rfs_fs *fs, struct rfs_journal_stats *out)
 		*out = fs->journal->stats;
 		pthread_mutex_unlock(&fs->journal->lock);
 	}
+}
+
+rfs_tid_t journal_running_tid(const struct rfs_fs *fs)
+{
+	rfs_tid_t tid;
+
+	if (!fs->journal)
+		return 0;
+	pthread_mutex_lock(&fs->journal->lock);
+	tid = fs->journal->running->tid;
+	pthread_mutex_unlock(&fs->journal->lock);
+	return tid;
+}
+
+rfs_tid_t journal_durable_tid(const struct rfs_fs *fs)
+{
+	rfs_tid_t tid;
+
+	if (!fs->journal)
+		return 0;
+	pthread_mutex_lock(&fs->journal->lock);
+	tid = fs->journal->committed;
+	pthread_mutex_unlock(&fs->journal->lock);
+	return tid;
 }

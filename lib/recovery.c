@@ -388,9 +388,19 @@ static int recover(struct jlog *l, struct rfs_recovery_info *info)
 		ret = run_pass(l, PASS_REPLAY, &jsb, &w);
 	if (!ret)
 		ret = dev_flush(l->dev);
-	/* Past every tid seen, torn ones included (invariant 5). */
+	/*
+	 * Past every tid the ring may hold (invariant 5), not only past the
+	 * torn transaction: when the scan stopped at a damaged transaction,
+	 * complete ones with higher tids may follow it in the ring, and the
+	 * next mount restarts the ring at `first`, so a tid reused from
+	 * end_tid + 1 on could meet one of them exactly where the scan
+	 * expects it. Every transaction written since the log started at
+	 * start_tid takes at least one ring block, and the log never holds
+	 * more than the ring: every tid in the ring is below start_tid + ring.
+	 */
 	if (!ret)
-		ret = jsb_store(l, 0, w.end_tid + 1);
+		ret = jsb_store(l, 0,
+				RFS_MAX(w.end_tid + 1, info->start_tid + (l->nblocks - l->first)));
 	free(rt.keys);
 	free(rt.tids);
 	return ret;
