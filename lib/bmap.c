@@ -34,7 +34,9 @@ static int bmap_check_rec(const void *rec, size_t len, char *why, size_t whylen)
 	memcpy(&r, rec, sizeof(r));
 	if (le32_get(r.len) == 0 || le64_get(r.pblk) == 0 ||
 	    (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) > RFS_FORK_COW ||
-	    (le32_get(r.flags) & ~(uint32_t)RFS_BMAP_UNWRITTEN)) {
+	    (le32_get(r.flags) & ~(uint32_t)RFS_BMAP_UNWRITTEN) ||
+	    (le64_get(r.fkey) & (RFS_MAX_FILE_BLOCKS - 1)) + le32_get(r.len) > RFS_MAX_FILE_BLOCKS ||
+	    le64_get(r.pblk) + le32_get(r.len) < le64_get(r.pblk)) {
 		snprintf(why, whylen, "malformed extent record");
 		return -EUCLEAN;
 	}
@@ -100,6 +102,13 @@ int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
 	const void *rec;
 	int ret;
 
+	if (fork > RFS_FORK_COW)
+		return -EINVAL;
+	/* Nothing ends past the last block; and such an offset would spill
+	 * into the fork bits of the key (the CoW fork would find its own
+	 * extents at OFF - 2^56). */
+	if (off >= RFS_MAX_FILE_BLOCKS)
+		return -ENOENT;
 	key_encode(&key, ino, fork, off);
 	btree_cursor_init(&cur, &fs->bmap);
 	ret = btree_seek(&cur, &key, RFS_LOOKUP_LE);
@@ -111,6 +120,10 @@ int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
 		}
 	}
 	/* Not inside an extent: the first one after OFF. */
+	if (ret && ret != -ENOENT) {
+		btree_cursor_done(&cur);
+		return ret; /* an I/O error or corruption is not a hole */
+	}
 	ret = ret == -ENOENT ? btree_seek(&cur, &key, RFS_LOOKUP_GE) : btree_next(&cur);
 	if (!ret) {
 		rec = btree_cursor_rec(&cur, NULL);
@@ -175,28 +188,43 @@ static int left_neighbour(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileo
 	return ret == 0 && left->off + left->len == off ? 0 : -ENOENT;
 }
 
+/* Would E make a record that check_rec (the node verifier) rejects? */
+static int map_check(unsigned fork, const struct rfs_extent *e)
+{
+	if (e->len > RFS_MAX_EXTENT_LEN || e->off >= RFS_MAX_FILE_BLOCKS ||
+	    e->len > RFS_MAX_FILE_BLOCKS - e->off)
+		return -EFBIG;
+	if (fork > RFS_FORK_COW || e->len == 0 || e->pblk == 0 ||
+	    (e->flags & ~(uint32_t)RFS_BMAP_UNWRITTEN) || e->pblk + e->len < e->pblk)
+		return -EINVAL;
+	return 0;
+}
+
 int bmap_map(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e)
 {
 	struct rfs_extent m = *e, left, right;
-	int ret;
+	int ret, lret, merge_right;
 
-	if (e->len == 0 || e->len > RFS_MAX_EXTENT_LEN || e->off + e->len > RFS_MAX_FILE_BLOCKS)
-		return -EFBIG;
+	ret = map_check(fork, e);
+	if (ret)
+		return ret;
 	ret = bmap_find(fs, ino, fork, e->off, &right);
 	if (ret == 0 || (ret == 1 && right.off < e->off + e->len))
 		return -EUCLEAN; /* already mapped: the caller's map is corrupt */
 	if (ret < 0 && ret != -ENOENT)
 		return ret;
-	if (ret == 1 && can_merge(&m, &right)) {
+	/* Both lookups before any change: an error leaves the map as it was. */
+	lret = left_neighbour(fs, ino, fork, e->off, &left);
+	if (lret && lret != -ENOENT)
+		return lret;
+	merge_right = ret == 1 && can_merge(&m, &right);
+	if (merge_right) {
 		ret = rec_delete(fs, ino, fork, right.off);
 		if (ret)
 			return ret;
 		m.len += right.len;
 	}
-	ret = left_neighbour(fs, ino, fork, e->off, &left);
-	if (ret && ret != -ENOENT)
-		return ret;
-	if (!ret && can_merge(&left, &m)) {
+	if (!lret && can_merge(&left, &m)) {
 		left.len += m.len;
 		left.tid = m.tid;
 		return rec_update(fs, ino, fork, &left);
@@ -229,13 +257,30 @@ static int cut_extent(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const str
 	return ret;
 }
 
+/* OFF + LEN, saturated: where "all done" leaves a caller's loop. */
+static fileoff_t range_end(fileoff_t off, extlen_t len)
+{
+	return len > UINT64_MAX - off ? UINT64_MAX : off + len;
+}
+
+/* The end of [OFF, OFF+LEN) clipped to the largest file (OFF if beyond). */
+static fileoff_t clip_end(fileoff_t off, extlen_t len)
+{
+	if (off >= RFS_MAX_FILE_BLOCKS)
+		return off;
+	return len > RFS_MAX_FILE_BLOCKS - off ? RFS_MAX_FILE_BLOCKS : off + len;
+}
+
 int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next)
 {
-	fileoff_t end = len > RFS_MAX_FILE_BLOCKS - off ? RFS_MAX_FILE_BLOCKS : off + len;
+	fileoff_t end = clip_end(off, len), done = range_end(off, len);
 	unsigned n;
 	int ret = 0;
 
+	*next = off;
+	if (fork > RFS_FORK_COW || max_recs == 0)
+		return -EINVAL; /* max_recs 0 would never make progress */
 	for (n = 0; off < end && n < max_recs; n++) {
 		struct rfs_extent e;
 		fileoff_t a, b;
@@ -251,23 +296,29 @@ int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, e
 		a = RFS_MAX(off, e.off);
 		b = RFS_MIN(end, e.off + e.len);
 		ret = cut_extent(fs, ino, fork, &e, a, b);
-		if (!ret && release)
+		if (ret)
+			break;
+		off = b; /* unmapped up to here, even if the release fails */
+		if (release)
 			ret = release(arg, e.pblk + (a - e.off), b - a, e.flags);
 		if (ret)
 			break;
-		off = b;
 	}
-	*next = off;
+	/* Done: report OFF+LEN even when the range reaches past the largest
+	 * offset, or the caller's loop would never see its end. */
+	*next = !ret && off >= end ? done : off;
 	return ret;
 }
 
 int bmap_count(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       uint64_t *blocks)
 {
-	fileoff_t end = off + len;
+	fileoff_t end = clip_end(off, len); /* OFF + LEN may wrap */
 	int ret = 0;
 
 	*blocks = 0;
+	if (fork > RFS_FORK_COW)
+		return -EINVAL;
 	while (off < end) {
 		struct rfs_extent e;
 		ret = bmap_find(fs, ino, fork, off, &e);

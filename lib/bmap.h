@@ -43,9 +43,11 @@ typedef int (*rfs_release_fn)(void *arg, fsblock_t pblk, extlen_t len, uint32_t 
 
 /*
  * Unmaps [OFF, OFF+LEN) of (INO, FORK), splitting extents at the edges and
- * calling RELEASE for each physical range removed. Touches at most
- * MAX_RECS extent records, so that one call fits a bounded transaction;
- * *NEXT receives the offset reached (OFF+LEN, or beyond, when all is done).
+ * calling RELEASE for each physical range removed. Works on at most
+ * MAX_RECS extents (each costing up to two record changes: cutting the
+ * middle of one updates it and inserts its tail), so that one call fits a
+ * bounded transaction; *NEXT receives the offset reached: OFF+LEN (capped
+ * at UINT64_MAX) when all is done. -EINVAL for MAX_RECS 0 or a bad fork.
  */
 int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next);
