@@ -468,8 +468,8 @@ static int m_find(const struct fmodel *f, fileoff_t off, struct rfs_extent *x)
 
 static void check_find(struct mctx *c, const struct fmodel *f, fileoff_t off)
 {
-	struct rfs_extent want;
-	int ret = m_find(f, off, &want);
+	struct rfs_extent want = {0};
+	int ret = m_find(f, off, &want); /* want is unset when it says -ENOENT */
 
 	expect_find(c->fs, f->ino, f->fork, off, ret, want.off, want.pblk, want.len, want.flags);
 	c->finds++;
