@@ -34,23 +34,6 @@
 
 /* --- record encoding ------------------------------------------------ */
 
-static int cmp_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? -1 : a > b;
-}
-
-static int bno_cmp(const void *a, const void *b)
-{
-	return cmp_u64(rfs_get_le64(a), rfs_get_le64(b));
-}
-
-static int cnt_cmp(const void *a, const void *b)
-{
-	int c = cmp_u64(rfs_get_le64(a), rfs_get_le64(b));
-	return c ? c : cmp_u64(rfs_get_le64((const uint8_t *)a + 8),
-			       rfs_get_le64((const uint8_t *)b + 8));
-}
-
 static int ext_check(const void *rec, size_t len, char *why, size_t whylen)
 {
 	(void)len;
@@ -87,7 +70,7 @@ const struct rfs_btree_ops rfs_bno_ops = {
 	.key_size = 8,
 	.min_rec = 16,
 	.max_rec = 16,
-	.cmp_key = bno_cmp,
+	.cmp_key = btree_cmp_le64,
 	.check_rec = ext_check,
 	.alloc_block = fl_pop,
 	.free_block = fl_push,
@@ -100,7 +83,7 @@ const struct rfs_btree_ops rfs_cnt_ops = {
 	.key_size = 16,
 	.min_rec = 16,
 	.max_rec = 16,
-	.cmp_key = cnt_cmp,
+	.cmp_key = btree_cmp_le64x2,
 	.check_rec = ext_check,
 	.alloc_block = fl_pop,
 	.free_block = fl_push,

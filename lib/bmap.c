@@ -15,17 +15,6 @@ static uint64_t fkey(unsigned fork, fileoff_t off)
 	return ((uint64_t)fork << RFS_BMAP_OFF_BITS) | off;
 }
 
-static int bmap_cmp(const void *a, const void *b)
-{
-	uint64_t x = rfs_get_le64(a), y = rfs_get_le64(b);
-
-	if (x != y)
-		return x < y ? -1 : 1;
-	x = rfs_get_le64((const uint8_t *)a + 8);
-	y = rfs_get_le64((const uint8_t *)b + 8);
-	return x < y ? -1 : x > y;
-}
-
 static int bmap_check_rec(const void *rec, size_t len, char *why, size_t whylen)
 {
 	struct rfs_bmap_rec r;
@@ -49,7 +38,7 @@ const struct rfs_btree_ops rfs_bmap_ops = {
 	.key_size = 16,
 	.min_rec = sizeof(struct rfs_bmap_rec),
 	.max_rec = sizeof(struct rfs_bmap_rec),
-	.cmp_key = bmap_cmp,
+	.cmp_key = btree_cmp_le64x2,
 	.check_rec = bmap_check_rec,
 	.alloc_block = alloc_tree_block,
 	.free_block = free_tree_block,

@@ -39,6 +39,18 @@ int btree_register(const struct rfs_btree_ops *ops)
 	return 0;
 }
 
+int btree_cmp_le64(const void *a, const void *b)
+{
+	uint64_t x = rfs_get_le64(a), y = rfs_get_le64(b);
+	return x < y ? -1 : x > y;
+}
+
+int btree_cmp_le64x2(const void *a, const void *b)
+{
+	int c = btree_cmp_le64(a, b);
+	return c ? c : btree_cmp_le64((const uint8_t *)a + 8, (const uint8_t *)b + 8);
+}
+
 const struct rfs_btree_ops *btree_ops_for(uint16_t tree_type)
 {
 	return tree_type < RFS_ARRAY_SIZE(registry) ? registry[tree_type] : NULL;

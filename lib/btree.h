@@ -61,6 +61,11 @@ struct rfs_btree {
 	void *priv;	/* for the ops */
 };
 
+/* Key compares for the common key shapes: one little-endian u64, and two
+ * compared in order (most trees' keys are one of these). */
+int btree_cmp_le64(const void *a, const void *b);
+int btree_cmp_le64x2(const void *a, const void *b);
+
 /* The buffer type of every node, whatever the tree. */
 extern const struct rfs_buf_ops rfs_btree_buf_ops;
 

@@ -11,12 +11,6 @@
 #include "alloc.h"
 #include "util.h"
 
-static int inode_cmp(const void *a, const void *b)
-{
-	uint64_t x = rfs_get_le64(a), y = rfs_get_le64(b);
-	return x < y ? -1 : x > y;
-}
-
 int inode_mode_valid(uint32_t mode)
 {
 	switch (mode & S_IFMT) {
@@ -55,7 +49,7 @@ const struct rfs_btree_ops rfs_inode_ops = {
 	.key_size = 8,
 	.min_rec = sizeof(struct rfs_dinode),
 	.max_rec = sizeof(struct rfs_dinode) + RFS_INLINE_MAX,
-	.cmp_key = inode_cmp,
+	.cmp_key = btree_cmp_le64,
 	.check_rec = inode_check_rec,
 	.alloc_block = alloc_tree_block,
 	.free_block = free_tree_block,

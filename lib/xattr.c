@@ -21,15 +21,11 @@
 static int xattr_cmp(const void *a, const void *b)
 {
 	const uint8_t *x = a, *y = b;
-	uint64_t u, v;
 	uint32_t s, t;
+	int c = btree_cmp_le64x2(a, b);
 
-	u = rfs_get_le64(x), v = rfs_get_le64(y);
-	if (u != v)
-		return u < v ? -1 : 1;
-	u = rfs_get_le64(x + 8), v = rfs_get_le64(y + 8);
-	if (u != v)
-		return u < v ? -1 : 1;
+	if (c)
+		return c;
 	memcpy(&s, x + 16, 4);
 	memcpy(&t, y + 16, 4);
 	s = le32toh(s), t = le32toh(t);
