@@ -61,6 +61,7 @@ struct itab_entry *itab_ref(struct rfs_mount *m, rfs_ino_t ino, uint64_t n)
 			return NULL;
 		}
 		e->ino = ino;
+		e->xattrs = -1;
 		pthread_rwlock_init(&e->io, NULL);
 		e->next = m->itab[slot(m, ino)];
 		m->itab[slot(m, ino)] = e;

@@ -235,6 +235,7 @@ static int serve(struct rfs_mount *m, const char *argv0, const char *pass)
 
 	if (!se)
 		return 1;
+	m->se = se;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
 	if (fuse_session_mount(se, m->opts.mountpoint) != 0)
@@ -248,7 +249,9 @@ static int serve(struct rfs_mount *m, const char *argv0, const char *pass)
 	cfg = fuse_loop_cfg_create();
 	if (cfg) {
 		fuse_loop_cfg_set_max_threads(cfg, 16);
-		ret = fuse_session_loop_mt(se, cfg) ? 1 : 0;
+		/* negative: an error; positive: the signal (SIGTERM, SIGINT,
+		 * SIGHUP) that asked for this orderly shutdown */
+		ret = fuse_session_loop_mt(se, cfg) < 0 ? 1 : 0;
 		fuse_loop_cfg_destroy(cfg);
 	}
 	fuse_session_unmount(se);

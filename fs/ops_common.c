@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "bmap.h"
 #include "dir.h"
 #include "file.h"
 #include "util.h"
+#include "xattr.h"
 
 int op_begin(struct rfs_mount *m, uint32_t credits, struct rfs_handle **h)
 {
@@ -85,6 +87,17 @@ void reply_error(fuse_req_t req, struct rfs_mount *m, int err, const char *op, r
 	fuse_reply_err(req, rfs_errno(m, err, op, ino));
 }
 
+int check_meta_space(struct rfs_mount *m)
+{
+	struct rfs_fs *fs = m->fs;
+	/* up to four inserts, each splitting a whole path of its tree and
+	 * adding a root; the allocator may top its free list up meanwhile */
+	uint64_t need = 4 * ((uint64_t)fs->inodes.height + fs->dirs.height + fs->bmap.height + 6) +
+			alloc_freelist_low(fs) + 8;
+
+	return fs->sb.free_blocks >= need ? 0 : -ENOSPC;
+}
+
 int read_inode_locked(struct rfs_mount *m, rfs_ino_t ino, struct rfs_inode *inode)
 {
 	int ret = inode_read(m->fs, ino, inode);
@@ -111,15 +124,47 @@ void kill_suid(struct rfs_inode *inode)
 int drop_inode_if_unused(struct rfs_mount *m, struct rfs_inode *inode, int *free_now)
 {
 	*free_now = 0;
-	if (inode->nlink > 0)
-		return inode_write(m->fs, inode);
-	inode_touch(inode, 0);
-	if (!itab_mark_unlinked(m, inode->ino))
+	inode_touch(inode, 0); /* the link count changed */
+	if (inode->nlink == 0 && !itab_mark_unlinked(m, inode->ino))
 		*free_now = 1; /* the caller frees it after this transaction */
-	{
-		int ret = inode_write(m->fs, inode);
-		return ret ? ret : orphan_add(m->fs, inode->ino);
+	return inode_write(m->fs, inode);
+}
+
+int retry_after_commit(struct rfs_mount *m, int ret)
+{
+	int busy;
+
+	if (ret != -ENOSPC)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	busy = m->fs->busy.n > 0;
+	pthread_mutex_unlock(&m->lock);
+	return busy && journal_commit(m->fs) == 0;
+}
+
+uint32_t free_step_credits(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
+{
+	struct rfs_extent e;
+	unsigned n = 0;
+
+	pthread_mutex_lock(&m->lock);
+	while (n < RFS_TRUNC_STEP && from < RFS_MAX_FILE_BLOCKS) {
+		int ret = bmap_find(m->fs, ino, RFS_FORK_DATA, from, &e);
+		if (ret == -ENOENT)
+			break;
+		if (ret < 0) { /* the step will meet the error: reserve for all */
+			n = RFS_TRUNC_STEP;
+			break;
+		}
+		n++;
+		from = e.off + e.len;
 	}
+	pthread_mutex_unlock(&m->lock);
+	if (n == 0)
+		return 0;
+	/* an extent costs what it does in a write (its records, one allocator
+	 * operation), plus the inode; one more for splitting the one at FROM */
+	return n >= RFS_TRUNC_STEP ? file_step_credits(m->fs) : file_write_credits(m->fs, n + 1);
 }
 
 /* One bounded step of freeing orphan INO; *DONE when it is gone. */
@@ -128,7 +173,11 @@ static int free_orphan_step(struct rfs_mount *m, rfs_ino_t ino, int *done)
 	struct rfs_inode inode;
 	struct rfs_handle *h;
 	fileoff_t next;
-	int ret = op_begin(m, file_step_credits(m->fs), &h);
+	/* the inode and list records; the extents; and the attribute records
+	 * xattr_remove_all deletes (xattr_credits(fs, 0) covers four) */
+	int ret = op_begin(m, RFS_META_CREDITS + free_step_credits(m, ino, 0) +
+				      (RFS_TRUNC_STEP + 3) / 4 * xattr_credits(m->fs, 0),
+			   &h);
 
 	if (ret)
 		return ret;
@@ -144,8 +193,9 @@ static int free_orphan_step(struct rfs_mount *m, rfs_ino_t ino, int *done)
 	}
 	if (!ret)
 		ret = file_free_range(m->fs, &inode, 0, RFS_MAX_FILE_BLOCKS, &next);
-	if (!ret && next >= RFS_MAX_FILE_BLOCKS) {
-		*done = 1;
+	if (!ret && next >= RFS_MAX_FILE_BLOCKS)
+		ret = xattr_remove_all(m->fs, ino, RFS_TRUNC_STEP, done);
+	if (!ret && *done) {
 		ret = inode_delete(m->fs, ino);
 		if (!ret)
 			ret = orphan_remove(m->fs, ino);

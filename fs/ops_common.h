@@ -30,6 +30,13 @@ void reply_entry(fuse_req_t req, struct rfs_mount *m, const struct rfs_inode *in
 void reply_attr(fuse_req_t req, struct rfs_mount *m, const struct rfs_inode *inode);
 void reply_error(fuse_req_t req, struct rfs_mount *m, int err, const char *op, rfs_ino_t ino);
 
+/* 0 if there are free blocks enough for a namespace operation's tree
+ * inserts, else -ENOSPC. Called under the metadata lock before the first
+ * change: a transaction cannot be undone, so an operation must not run out
+ * of blocks half-way (a rename that removed the old name could not add the
+ * new one). Removals do not check: they must work on a full disk. */
+int check_meta_space(struct rfs_mount *m);
+
 /* Reads INO under the metadata lock. */
 int read_inode_locked(struct rfs_mount *m, rfs_ino_t ino, struct rfs_inode *inode);
 
@@ -45,10 +52,20 @@ void req_cred(fuse_req_t req, struct rfs_cred *c);
  * CAP_FSETID (libfuse 3.14 asks the daemon to: HANDLE_KILLPRIV). */
 void kill_suid(struct rfs_inode *inode);
 
-/* Drops one name of INODE (nlink already decremented by the caller):
- * with no name left, it goes on the orphan list, and is freed at once if
- * the kernel does not hold it. Metadata lock held, inside a handle. */
+/* Writes INODE after it lost a name (nlink already decremented by the
+ * caller). With no name left it must already be on the orphan list (the
+ * caller adds it before removing the name: that insert is the step that
+ * may fail for space); it is freed at once if the kernel does not hold
+ * it (*FREE_NOW: the caller frees it after this transaction). Metadata
+ * lock held, inside a handle. */
 int drop_inode_if_unused(struct rfs_mount *m, struct rfs_inode *inode, int *free_now);
+
+/* After an operation failed with RET: 1 if it was ENOSPC while blocks
+ * freed by transactions not yet durable were waiting (the allocator does
+ * not hand them out: alloc.c, busy extents) and a commit has now made
+ * them usable, so the operation is worth one more try; else 0. Holds no
+ * lock and no handle (it commits). */
+int retry_after_commit(struct rfs_mount *m, int ret);
 /* What a new inode is made of (ops_dir.c: mknod, mkdir, symlink, create). */
 struct node_args {
 	uint32_t mode;
@@ -57,6 +74,14 @@ struct node_args {
 };
 int rfs_make_node(fuse_req_t req, fuse_ino_t parent, const char *name, const struct node_args *a,
 		  struct rfs_inode *inode);
+
+/* Journal credits of one step freeing INO's blocks from FROM on (what
+ * file_free_range touches): sized by the extents mapped there, up to
+ * RFS_TRUNC_STEP of them, so that freeing a small file does not reserve
+ * (and force a commit for) the worst case; 0 if nothing is mapped. Takes
+ * the metadata lock; the caller holds the inode's I/O lock (or nothing can
+ * map blocks: an orphan). */
+uint32_t free_step_credits(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from);
 
 /* Frees an orphan's blocks and record in bounded transactions. */
 int free_orphan(struct rfs_mount *m, rfs_ino_t ino);

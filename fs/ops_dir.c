@@ -106,8 +106,9 @@ static void init_owner(fuse_req_t req, const struct rfs_inode *dir, struct rfs_i
 /* Stores a symlink target inline, or in data blocks if it is long. */
 static int store_symlink(struct rfs_mount *m, struct rfs_inode *inode, const char *target)
 {
-	size_t len = strlen(target), bs = m->fs->sb.bsize;
+	size_t len = strlen(target), bs = m->fs->sb.bsize, nblk = (len + bs - 1) / bs;
 	struct rfs_seg segs[8];
+	uint64_t planned = 0;
 	unsigned n, i;
 	uint8_t *buf;
 	int ret;
@@ -119,10 +120,17 @@ static int store_symlink(struct rfs_mount *m, struct rfs_inode *inode, const cha
 		memcpy(inode->inline_data, target, len);
 		return 0;
 	}
-	ret = file_plan_write(m->fs, inode, 0, (len + bs - 1) / bs, segs, 8, &n);
+	/* all of it or nothing: a short plan would leave a cut target */
+	if (m->fs->sb.free_blocks < file_data_reserve(m->fs) + nblk)
+		return -ENOSPC;
+	ret = file_plan_write(m->fs, inode, 0, nblk, segs, 8, &n);
+	for (i = 0; !ret && i < n; i++)
+		planned += segs[i].len;
+	if (!ret && planned < nblk)
+		ret = -ENOSPC;
 	if (ret)
 		return ret;
-	buf = calloc(1, ((len + bs - 1) / bs) * bs);
+	buf = calloc(1, nblk * bs);
 	if (!buf)
 		return -ENOMEM;
 	memcpy(buf, target, len);
@@ -141,12 +149,15 @@ static int make_node_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t pare
 	uint8_t ftype;
 	int ret = read_dir_locked(m, parent, &dir);
 
-	if (!ret && S_ISDIR(a->mode) && dir.nlink >= RFS_LINK_MAX)
-		ret = -EMLINK;
 	if (!ret)
 		ret = dir_lookup(m->fs, parent, name, strlen(name), &old, &ftype, NULL);
 	if (ret != -ENOENT)
 		return ret ? ret : -EEXIST;
+	if (S_ISDIR(a->mode) && dir.nlink >= RFS_LINK_MAX)
+		return -EMLINK;
+	ret = check_meta_space(m);
+	if (ret)
+		return ret;
 	inode_init_new(m->fs, inode, a->mode, 0, 0);
 	init_owner(req, &dir, inode);
 	inode->rdev = a->rdev;
@@ -156,12 +167,22 @@ static int make_node_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t pare
 		dir.nlink++;
 	}
 	ret = a->symlink ? store_symlink(m, inode, a->symlink) : 0;
-	if (!ret)
+	if (!ret) {
 		ret = inode_insert(m->fs, inode);
-	if (!ret)
-		ret = dir_add(m->fs, parent, name, strlen(name), inode->ino, dtype(a->mode), NULL);
+		/* the name last: if it cannot be added (no block for a split),
+		 * nothing is left behind, not even in the committed transaction */
+		if (!ret &&
+		    (ret = dir_add(m->fs, parent, name, strlen(name), inode->ino, dtype(a->mode), NULL)))
+			inode_delete(m->fs, inode->ino);
+	}
+	if (ret && inode->nblocks) { /* a long symlink's blocks */
+		fileoff_t next;
+		file_free_range(m->fs, inode, 0, RFS_MAX_FILE_BLOCKS, &next);
+	}
+	if (ret)
+		return ret;
 	inode_touch(&dir, 1);
-	return ret ? ret : inode_write(m->fs, &dir);
+	return inode_write(m->fs, &dir);
 }
 
 int rfs_make_node(fuse_req_t req, fuse_ino_t parent, const char *name, const struct node_args *a,
@@ -171,16 +192,22 @@ int rfs_make_node(fuse_req_t req, fuse_ino_t parent, const char *name, const str
 	struct rfs_handle *h;
 	int ret = check_name(name);
 
+	int tries = 0;
+
 	if (!ret && a->symlink && strlen(a->symlink) >= 4096)
 		ret = -ENAMETOOLONG;
-	if (!ret)
-		ret = op_begin(m, RFS_META_CREDITS, &h);
 	if (ret)
 		return ret;
-	ret = make_node_locked(req, m, parent, name, a, inode);
-	if (a->symlink && !ret && inode->inline_type != RFS_INLINE_SYMLINK)
-		txn_set_ordered(h);
-	return op_end(m, h, ret);
+	do {
+		ret = op_begin(m, RFS_META_CREDITS, &h);
+		if (ret)
+			return ret;
+		ret = make_node_locked(req, m, parent, name, a, inode);
+		if (a->symlink && !ret && inode->inline_type != RFS_INLINE_SYMLINK)
+			txn_set_ordered(h);
+		ret = op_end(m, h, ret);
+	} while (!tries++ && retry_after_commit(m, ret));
+	return ret;
 }
 
 static void reply_new_node(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -220,29 +247,35 @@ static void rfs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 static void rfs_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct rfs_mount *m = req_mount(req);
+	uint32_t log = m->fs->sb.block_log;
 	struct rfs_inode inode;
-	struct rfs_seg seg;
+	struct rfs_seg segs[8];
 	char *buf = NULL;
-	unsigned n;
+	unsigned n = 0, i;
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
 	ret = read_inode_locked(m, ino, &inode);
 	if (!ret && !S_ISLNK(inode.mode))
 		ret = -EINVAL;
-	if (!ret && inode.inline_type != RFS_INLINE_SYMLINK && inode.size < 4096)
-		ret = file_plan_read(m->fs, ino, 0, 1 + inode.size / m->fs->sb.bsize, &seg, 1, &n);
-	pthread_mutex_unlock(&m->lock);
-	if (!ret && inode.size >= 4096)
+	if (!ret && (inode.size >= 4096 || (inode.inline_type == RFS_INLINE_SYMLINK &&
+					    inode.inline_len != inode.size)))
 		ret = -EUCLEAN;
+	/* a long target may lie in several extents */
+	if (!ret && inode.inline_type != RFS_INLINE_SYMLINK)
+		ret = file_plan_read(m->fs, ino, 0, (inode.size + m->fs->sb.bsize - 1) >> log, segs,
+				     8, &n);
+	pthread_mutex_unlock(&m->lock);
 	if (!ret)
-		buf = calloc(1, inode.size + m->fs->sb.bsize + 1);
+		buf = calloc(1, ((inode.size >> log) + 1) << log);
 	if (!ret && !buf)
 		ret = -ENOMEM;
 	if (!ret && inode.inline_type == RFS_INLINE_SYMLINK)
 		memcpy(buf, inode.inline_data, inode.inline_len);
-	else if (!ret && seg.pblk)
-		ret = dev_pread(m->fs->dev, buf, inode.size, seg.pblk << m->fs->sb.block_log);
+	for (i = 0; !ret && inode.inline_type != RFS_INLINE_SYMLINK && i < n; i++)
+		if (segs[i].pblk) /* a hole reads as zeros */
+			ret = dev_pread(m->fs->dev, buf + (segs[i].off << log), segs[i].len << log,
+					segs[i].pblk << log);
 	if (ret) {
 		free(buf);
 		return reply_error(req, m, ret, "readlink", ino);
@@ -273,8 +306,6 @@ static int remove_name_locked(struct rfs_mount *m, fuse_ino_t parent, const char
 		ret = dir_is_empty(m->fs, *victim);
 		ret = ret == 1 ? 0 : ret == 0 ? -ENOTEMPTY : ret;
 	}
-	if (!ret)
-		ret = dir_remove(m->fs, parent, name, strlen(name), victim);
 	if (ret)
 		return ret;
 	if (rmdir) {
@@ -283,6 +314,13 @@ static int remove_name_locked(struct rfs_mount *m, fuse_ino_t parent, const char
 	} else {
 		inode.nlink--;
 	}
+	/* the one step that may need a block comes before the name goes */
+	if (inode.nlink == 0)
+		ret = orphan_add(m->fs, *victim);
+	if (!ret)
+		ret = dir_remove(m->fs, parent, name, strlen(name), victim);
+	if (ret)
+		return ret;
 	inode_touch(&dir, 1);
 	ret = inode_write(m->fs, &dir);
 	return ret ? ret : drop_inode_if_unused(m, &inode, free_now);
@@ -293,12 +331,15 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 	struct rfs_mount *m = req_mount(req);
 	struct rfs_handle *h;
 	rfs_ino_t victim = 0;
-	int free_now = 0, ret = check_name(name);
+	int free_now = 0, tries = 0, ret = check_name(name);
 
-	if (!ret)
-		ret = op_begin(m, RFS_META_CREDITS, &h);
-	if (!ret)
-		ret = op_end(m, h, remove_name_locked(m, parent, name, rmdir, &victim, &free_now));
+	do {
+		if (!ret)
+			ret = op_begin(m, RFS_META_CREDITS, &h);
+		if (!ret)
+			ret = op_end(m, h,
+				     remove_name_locked(m, parent, name, rmdir, &victim, &free_now));
+	} while (!tries++ && retry_after_commit(m, ret) && !(ret = 0));
 	if (!ret && free_now)
 		ret = free_orphan(m, victim);
 	reply_error(req, m, ret, rmdir ? "rmdir" : "unlink", parent);
@@ -334,7 +375,9 @@ static int link_locked(struct rfs_mount *m, fuse_ino_t ino, fuse_ino_t newparent
 		ret = dir_lookup(m->fs, newparent, name, strlen(name), &old, &ftype, NULL);
 	if (ret != -ENOENT)
 		return ret ? ret : -EEXIST;
-	ret = dir_add(m->fs, newparent, name, strlen(name), ino, dtype(inode->mode), NULL);
+	ret = check_meta_space(m);
+	if (!ret)
+		ret = dir_add(m->fs, newparent, name, strlen(name), ino, dtype(inode->mode), NULL);
 	inode->nlink++;
 	inode_touch(inode, 0);
 	inode_touch(&dir, 1);
@@ -348,12 +391,14 @@ static void rfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 	struct rfs_mount *m = req_mount(req);
 	struct rfs_inode inode;
 	struct rfs_handle *h;
-	int ret = check_name(newname);
+	int tries = 0, ret = check_name(newname);
 
-	if (!ret)
-		ret = op_begin(m, RFS_META_CREDITS, &h);
-	if (!ret)
-		ret = op_end(m, h, link_locked(m, ino, newparent, newname, &inode));
+	do {
+		if (!ret)
+			ret = op_begin(m, RFS_META_CREDITS, &h);
+		if (!ret)
+			ret = op_end(m, h, link_locked(m, ino, newparent, newname, &inode));
+	} while (!tries++ && retry_after_commit(m, ret) && !(ret = 0));
 	if (ret)
 		return reply_error(req, m, ret, "link", ino);
 	reply_entry(req, m, &inode);
@@ -439,20 +484,34 @@ static void move_dir_links(struct rfs_inode *d, struct rfs_inode *from, struct r
 	d->parent = to->ino;
 }
 
+/* Changes the names so that the one step that may need a block (adding a
+ * name, or the replaced inode's orphan entry) comes first: failing for
+ * space, it leaves everything as it was. Replacing an existing name
+ * rewrites its entry in place. */
 static int rename_entries(struct rfs_mount *m, struct rename_op *r)
 {
 	rfs_ino_t x;
-	int ret = dir_remove(m->fs, r->sp, r->sn, strlen(r->sn), &x);
+	int ret;
 
-	if (!ret && r->has_dst)
-		ret = dir_remove(m->fs, r->dp, r->dn, strlen(r->dn), &x);
-	if (!ret)
+	if (r->flags & RENAME_EXCHANGE) {
+		ret = dir_replace(m->fs, r->dp, r->dn, strlen(r->dn), r->src.ino,
+				  dtype(r->src.mode));
+		return ret ? ret
+			   : dir_replace(m->fs, r->sp, r->sn, strlen(r->sn), r->dst.ino,
+					 dtype(r->dst.mode));
+	}
+	if (r->has_dst) {
+		ret = 0;
+		if (S_ISDIR(r->dst.mode) || r->dst.nlink <= 1) /* it loses its last name */
+			ret = orphan_add(m->fs, r->dst.ino);
+		if (!ret)
+			ret = dir_replace(m->fs, r->dp, r->dn, strlen(r->dn), r->src.ino,
+					  dtype(r->src.mode));
+	} else {
 		ret = dir_add(m->fs, r->dp, r->dn, strlen(r->dn), r->src.ino, dtype(r->src.mode),
 			      NULL);
-	if (!ret && (r->flags & RENAME_EXCHANGE))
-		ret = dir_add(m->fs, r->sp, r->sn, strlen(r->sn), r->dst.ino, dtype(r->dst.mode),
-			      NULL);
-	return ret;
+	}
+	return ret ? ret : dir_remove(m->fs, r->sp, r->sn, strlen(r->sn), &x);
 }
 
 static int rename_write(struct rfs_mount *m, struct rename_op *r)
@@ -500,7 +559,9 @@ static int rename_locked(struct rfs_mount *m, struct rename_op *r)
 		return ret;
 	if (r->has_dst && r->src.ino == r->dst.ino)
 		return 0; /* two names of one inode: nothing to do */
-	ret = rename_entries(m, r);
+	ret = check_meta_space(m);
+	if (!ret)
+		ret = rename_entries(m, r);
 	return ret ? ret : rename_write(m, r);
 }
 
@@ -511,7 +572,7 @@ static void rfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 	struct rename_op r = {.sp = parent, .dp = newparent, .sn = name, .dn = newname,
 			      .flags = flags};
 	struct rfs_handle *h;
-	int ret = check_name(name);
+	int tries = 0, ret = check_name(name);
 
 	if (!ret)
 		ret = check_name(newname);
@@ -519,10 +580,12 @@ static void rfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 		ret = -EINVAL;
 	if (!ret && (flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
 		ret = -EINVAL;
-	if (!ret)
-		ret = op_begin(m, 2 * RFS_META_CREDITS, &h);
-	if (!ret)
-		ret = op_end(m, h, rename_locked(m, &r));
+	do {
+		if (!ret)
+			ret = op_begin(m, 2 * RFS_META_CREDITS, &h);
+		if (!ret)
+			ret = op_end(m, h, rename_locked(m, &r));
+	} while (!tries++ && retry_after_commit(m, ret) && !(ret = 0));
 	if (!ret && r.free_now)
 		ret = free_orphan(m, r.dst.ino);
 	reply_error(req, m, ret, "rename", parent);

@@ -39,18 +39,20 @@ static void rfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	reply_attr(req, m, &inode);
 }
 
-/* Frees blocks from file block FROM on, one bounded transaction at a time
- * (the first step may run in the caller's transaction). */
+/* Frees blocks from file block FROM on, one bounded transaction at a time. */
 static int free_tail(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
 {
 	fileoff_t next = from;
 	int ret = 0;
 
 	while (!ret && next < RFS_MAX_FILE_BLOCKS) {
+		uint32_t credits = free_step_credits(m, ino, from);
 		struct rfs_inode inode;
 		struct rfs_handle *h;
 
-		ret = op_begin(m, file_step_credits(m->fs), &h);
+		if (!credits)
+			break; /* nothing mapped from FROM on */
+		ret = op_begin(m, credits, &h);
 		if (ret)
 			break;
 		ret = read_inode_locked(m, ino, &inode);
@@ -64,7 +66,8 @@ static int free_tail(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
 	return ret;
 }
 
-/* Sets the size; the blocks past a shrunk size are freed by free_tail. */
+/* Sets the size; the blocks past a shrunk size were freed before
+ * (free_before_shrink). */
 static int set_size_locked(struct rfs_mount *m, struct rfs_inode *inode, uint64_t size)
 {
 	uint32_t bs = m->fs->sb.bsize;
@@ -129,6 +132,33 @@ static int setattr_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino,
 	return inode_write(m->fs, inode);
 }
 
+static int reread_inode(struct rfs_mount *m, rfs_ino_t ino, struct rfs_inode *inode)
+{
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	ret = read_inode_locked(m, ino, inode);
+	pthread_mutex_unlock(&m->lock);
+	return ret;
+}
+
+/*
+ * Before INO shrinks to SIZE: frees its blocks past SIZE, in bounded
+ * transactions, while the old size still stands. A crash half-way then
+ * leaves holes in the part being cut off (it reads as zeros), never blocks
+ * past EOF under a committed smaller size, which a later extension of the
+ * file would bring back with their old data.
+ */
+static int free_before_shrink(struct rfs_mount *m, rfs_ino_t ino, uint64_t size)
+{
+	struct rfs_inode inode;
+	int ret = reread_inode(m, ino, &inode);
+
+	if (ret || !S_ISREG(inode.mode) || size > inode.size || size > RFS_MAX_FILE_SIZE)
+		return ret; /* nothing to free; setattr_locked reports the errors */
+	return free_tail(m, ino, blocks_up(m, size));
+}
+
 static void rfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
 {
@@ -136,16 +166,17 @@ static void rfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 	struct itab_entry *e = itab_get(m, ino);
 	struct rfs_inode inode;
 	struct rfs_handle *h;
-	int resize = !!(to_set & FUSE_SET_ATTR_SIZE), ret;
+	int resize = !!(to_set & FUSE_SET_ATTR_SIZE), ret = 0;
 
 	(void)fi;
 	if (resize && e)
 		pthread_rwlock_wrlock(&e->io);
-	ret = op_begin(m, RFS_META_CREDITS, &h);
+	if (resize && attr->st_size >= 0)
+		ret = free_before_shrink(m, ino, (uint64_t)attr->st_size);
+	if (!ret)
+		ret = op_begin(m, RFS_META_CREDITS, &h);
 	if (!ret)
 		ret = op_end(m, h, setattr_locked(req, m, ino, attr, to_set, &inode));
-	if (!ret && resize)
-		ret = free_tail(m, ino, blocks_up(m, inode.size));
 	if (resize && e)
 		pthread_rwlock_unlock(&e->io);
 	if (ret)
@@ -166,13 +197,15 @@ static int truncate_at_open(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino)
 	struct stat attr = {.st_size = 0};
 	struct rfs_inode inode;
 	struct rfs_handle *h;
-	int ret = op_begin(m, RFS_META_CREDITS, &h);
+	int ret = free_before_shrink(m, ino, 0);
 
+	if (!ret)
+		ret = op_begin(m, RFS_META_CREDITS, &h);
 	if (!ret)
 		ret = op_end(m, h, setattr_locked(req, m, ino, &attr,
 						  FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME_NOW,
 						  &inode));
-	return ret ? ret : free_tail(m, ino, 0);
+	return ret;
 }
 
 static void open_reply(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino,
@@ -214,7 +247,9 @@ static void rfs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&m->lock);
 	if (!ret && S_ISDIR(inode.mode))
 		ret = -EISDIR;
-	if (!ret && (fi->flags & O_TRUNC) && is_writer(fi->flags) && e) {
+	/* as the kernel does for local filesystems: O_TRUNC truncates a
+	 * regular file whatever the access mode (permission was checked) */
+	if (!ret && (fi->flags & O_TRUNC) && S_ISREG(inode.mode) && e) {
 		pthread_rwlock_wrlock(&e->io);
 		ret = truncate_at_open(req, m, ino);
 		pthread_rwlock_unlock(&e->io);
@@ -382,13 +417,15 @@ static int write_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsig
 }
 
 /* One transaction of a write: plans up to WRITE_SEGS extents from file
- * byte POS, writes their data, then ends the transaction. *DONE receives
- * how many bytes were written. */
+ * byte POS, writes their data, then ends the transaction (setting mtime
+ * and ctime if TOUCH). *DONE receives how many bytes were written. */
 static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const uint8_t *data,
-		      uint64_t pos, uint64_t end, uint64_t *done)
+		      uint64_t pos, uint64_t end, int touch, uint64_t *done, int *allocated)
 {
 	uint32_t log = m->fs->sb.block_log;
 	struct rfs_seg segs[WRITE_SEGS];
+	/* no more extents than blocks: small writes reserve little */
+	unsigned max = (unsigned)RFS_MIN((uint64_t)WRITE_SEGS, blocks_up(m, end) - (pos >> log));
 	struct rfs_inode inode;
 	struct rfs_handle *h;
 	struct rfs_cred c;
@@ -397,13 +434,13 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	int ret;
 
 	*done = 0;
-	ret = op_begin(m, file_write_credits(m->fs, WRITE_SEGS), &h);
+	ret = op_begin(m, file_write_credits(m->fs, max), &h);
 	if (ret)
 		return ret;
 	ret = read_inode_locked(m, ino, &inode);
 	if (!ret)
 		ret = file_plan_write(m->fs, &inode, pos >> log, blocks_up(m, end) - (pos >> log),
-				      segs, WRITE_SEGS, &n);
+				      segs, max, &n);
 	stop = n ? RFS_MIN(end, (segs[n - 1].off + segs[n - 1].len) << log) : pos;
 	if (!ret) {
 		req_cred(req, &c);
@@ -411,12 +448,15 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 			inode.size = stop;
 		if (c.uid != 0)
 			kill_suid(&inode);
-		inode_touch(&inode, 1);
+		if (touch)
+			inode_touch(&inode, 1);
 		ret = inode_write(m->fs, &inode);
 	}
 	for (i = 0; i < n; i++)
-		if (segs[i].fresh)
+		if (segs[i].fresh) {
 			txn_set_ordered(h);
+			*allocated = 1;
+		}
 	pthread_mutex_unlock(&m->lock);
 	/* Data I/O inside the handle: the transaction mapping fresh blocks
 	 * cannot commit before their data is written. */
@@ -435,19 +475,27 @@ static void rfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	struct rfs_mount *m = req_mount(req);
 	struct itab_entry *e = itab_get(m, ino);
 	uint64_t pos = (uint64_t)off, end = pos + size, done;
-	int ret = 0;
+	/* a write-back of cached pages: the kernel keeps mtime and ctime
+	 * (from the write calls) and sends them itself; "now" would be later */
+	int touch = !(m->wb_cache && fi->writepage);
+	int allocated = 0, tries = 0, ret = 0;
 
-	(void)fi;
-	if (end > RFS_MAX_FILE_SIZE || end < pos)
+	/* as generic_write_checks: nothing at or past the limit, and a write
+	 * across it is cut short there */
+	if (pos >= RFS_MAX_FILE_SIZE && size)
 		return (void)fuse_reply_err(req, EFBIG);
+	if (end > RFS_MAX_FILE_SIZE || end < pos)
+		end = RFS_MAX_FILE_SIZE;
 	if (e)
 		pthread_rwlock_wrlock(&e->io);
 	while (pos < end && !ret) {
 		ret = write_step(req, m, ino, (const uint8_t *)buf + (pos - (uint64_t)off), pos, end,
-				 &done);
+				 touch, &done, &allocated);
 		pos += done;
 		if (!ret && done == 0)
 			ret = -ENOSPC;
+		if (!tries && retry_after_commit(m, ret))
+			tries = 1, ret = 0;
 	}
 	if (e)
 		pthread_rwlock_unlock(&e->io);
@@ -456,6 +504,10 @@ static void rfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	if (ret)
 		return reply_error(req, m, ret, "write", ino);
 	fuse_reply_write(req, pos - (uint64_t)off);
+	/* A write-back of cached pages: the kernel does not refresh the
+	 * attributes it holds, whose block count is now stale. */
+	if (allocated && fi->writepage)
+		fuse_lowlevel_notify_inval_inode(m->se, ino, -1, 0);
 }
 
 /* --- fallocate, lseek ---------------------------------------------------------- */
@@ -483,11 +535,14 @@ static int range_steps(struct rfs_mount *m, fuse_ino_t ino, fileoff_t from, file
 	int ret = 0;
 
 	while (!ret && from < to) {
+		uint32_t credits = prealloc ? file_step_credits(m->fs) : free_step_credits(m, ino, from);
 		struct rfs_inode inode;
 		struct rfs_handle *h;
 		fileoff_t next;
 
-		ret = op_begin(m, file_step_credits(m->fs), &h);
+		if (!credits)
+			break; /* nothing mapped from FROM on */
+		ret = op_begin(m, credits, &h);
 		if (ret)
 			break;
 		ret = read_inode_locked(m, ino, &inode);
@@ -565,6 +620,8 @@ static void rfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, o
 	if (e)
 		pthread_rwlock_wrlock(&e->io);
 	ret = do_fallocate(m, ino, mode, a, b);
+	if (retry_after_commit(m, ret))
+		ret = do_fallocate(m, ino, mode, a, b);
 	if (e)
 		pthread_rwlock_unlock(&e->io);
 	reply_error(req, m, ret, "fallocate", ino);
@@ -584,14 +641,15 @@ static void rfs_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		return (void)fuse_reply_err(req, EINVAL);
 	if (off < 0)
 		return (void)fuse_reply_err(req, ENXIO);
+	/* With write-back caching the kernel may hold dirty pages (and a
+	 * larger size) we have not been sent: have it write them back from
+	 * OFF on first. The notification returns once they are written (by
+	 * other threads); no lock of ours is held meanwhile. */
+	if (m->wb_cache && e && e->nwrite)
+		fuse_lowlevel_notify_inval_inode(m->se, ino, off, 0);
 	pthread_mutex_lock(&m->lock);
 	ret = read_inode_locked(m, ino, &inode);
-	if (!ret && (uint64_t)off >= inode.size)
-		ret = -ENXIO;
-	else if (!ret && e && e->nwrite)
-		/* the kernel may hold dirty pages we cannot see: all data */
-		out = whence == SEEK_DATA ? (uint64_t)off : inode.size;
-	else if (!ret)
+	if (!ret)
 		ret = file_seek(m->fs, ino, inode.size, (uint64_t)off, whence, &out);
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
@@ -614,7 +672,10 @@ static void rfs_statfs(fuse_req_t req, fuse_ino_t ino)
 	st.f_frsize = sb->bsize;
 	st.f_blocks = sb->block_count;
 	st.f_bfree = sb->free_blocks;
-	st.f_bavail = sb->free_blocks;
+	/* what file data can still take (file_data_reserve is for metadata) */
+	st.f_bavail = sb->free_blocks > file_data_reserve(m->fs)
+			      ? sb->free_blocks - file_data_reserve(m->fs)
+			      : 0;
 	st.f_files = sb->inode_count + sb->free_blocks;
 	st.f_ffree = sb->free_blocks;
 	st.f_favail = sb->free_blocks;
@@ -632,7 +693,8 @@ static void rfs_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct rfs_mount *m = userdata;
 
-	if (m->opts.writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+	m->wb_cache = m->opts.writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE);
+	if (m->wb_cache)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
 		conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
@@ -654,6 +716,7 @@ void rfs_ops_init(struct fuse_lowlevel_ops *ops)
 {
 	memset(ops, 0, sizeof(*ops));
 	rfs_ops_dir(ops);
+	rfs_ops_xattr(ops);
 	ops->init = rfs_init;
 	ops->destroy = rfs_destroy;
 	ops->getattr = rfs_getattr;

@@ -9,6 +9,10 @@
  *   2. a journal handle (txn_start), never while holding 3;
  *   3. the metadata lock m->lock around every use of the trees.
  * Data I/O happens under 1 (and 2 for writes into new blocks) but never 3.
+ * Notifications to the kernel (fuse_lowlevel_notify_inval_inode) are sent
+ * holding none of them: the kernel may write cached pages back first, and
+ * those WRITE requests need 1-3 on other threads. A journal commit (for
+ * busy blocks, retry_after_commit) may hold 1, never 2 or 3.
  */
 #ifndef RFS_FUSE_H
 #define RFS_FUSE_H
@@ -36,6 +40,7 @@ struct itab_entry {
 	uint32_t nopen;	  /* open files */
 	uint32_t nwrite;  /* of which open for writing */
 	int unlinked;	  /* no name left: free the inode when released */
+	int xattrs;	  /* has extended attributes: 1, 0, or -1 unknown */
 	pthread_rwlock_t io;
 	struct itab_entry *next;
 };
@@ -48,6 +53,8 @@ struct rfs_mount {
 	struct itab_entry **itab;
 	size_t itab_size;
 	double timeout; /* entry and attribute cache timeout, seconds */
+	struct fuse_session *se; /* for notifications to the kernel */
+	int wb_cache;		 /* the kernel caches writes (FUSE_CAP_WRITEBACK_CACHE) */
 };
 
 /* --- itab.c ------------------------------------------------------------ */
@@ -70,6 +77,7 @@ int itab_mark_unlinked(struct rfs_mount *m, rfs_ino_t ino);
 /* --- ops_*.c ---------------------------------------------------------- */
 void rfs_ops_init(struct fuse_lowlevel_ops *ops);
 void rfs_ops_dir(struct fuse_lowlevel_ops *ops);
+void rfs_ops_xattr(struct fuse_lowlevel_ops *ops);
 /* Frees every inode on the orphan list that nothing holds (mount, unmount). */
 int rfs_reclaim_orphans(struct rfs_mount *m, int all);
 

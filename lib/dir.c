@@ -162,6 +162,33 @@ int dir_remove(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, r
 	return btree_delete(&fs->dirs, &key);
 }
 
+int dir_replace(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t ino,
+		uint8_t ftype)
+{
+	uint8_t rec[sizeof(struct rfs_dirent) + RFS_NAME_MAX];
+	struct rfs_dirent d;
+	rfs_ino_t old;
+	uint8_t oldtype;
+	uint64_t c;
+	uint32_t seq;
+	int ret = dir_name_valid(name, len);
+
+	if (ret)
+		return ret;
+	ret = dir_scan_hash(fs, dir, name, len, &c, &old, &oldtype, &seq);
+	if (ret)
+		return ret;
+	memset(&d, 0, sizeof(d));
+	d.key.dir = le64_make(dir);
+	d.key.cookie = le64_make(c);
+	d.ino = le64_make(ino);
+	d.ftype = ftype;
+	d.namelen = (uint8_t)len;
+	memcpy(rec, &d, sizeof(d));
+	memcpy(rec + sizeof(d), name, len);
+	return btree_update(&fs->dirs, rec, sizeof(d) + len);
+}
+
 int dir_iterate(struct rfs_fs *fs, rfs_ino_t dir, uint64_t from, rfs_dir_fn fn, void *arg)
 {
 	struct rfs_btree_cursor cur;

@@ -32,6 +32,13 @@ int dir_add(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_
 int dir_lookup(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t *ino,
 	       uint8_t *ftype, uint64_t *cookie);
 
+/* Makes the existing entry NAME of DIR name INO (of type FTYPE) instead:
+ * the record is rewritten in place (same key and length), so it needs no
+ * block and cannot fail for space (rename over an existing name). -ENOENT
+ * if NAME is absent. */
+int dir_replace(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t ino,
+		uint8_t ftype);
+
 /* Removes NAME from DIR; *INO receives what it named. -ENOENT if absent. */
 int dir_remove(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_ino_t *ino);
 

@@ -94,12 +94,22 @@ static int convert_unwritten(struct rfs_fs *fs, rfs_ino_t ino, const struct rfs_
 	return ret;
 }
 
+uint64_t file_data_reserve(const struct rfs_fs *fs)
+{
+	uint64_t r = RFS_MIN(RFS_MAX(fs->sb.block_count / 50, 256), 4096);
+	return RFS_MIN(r, fs->sb.block_count / 8);
+}
+
 static int fill_hole(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, extlen_t len,
 		     uint32_t flags, struct rfs_seg *s)
 {
 	struct rfs_extent e = {off, 0, 0, flags, fs->cache->cur_tid};
+	uint64_t reserve = file_data_reserve(fs);
 	int ret;
 
+	if (fs->sb.free_blocks <= reserve)
+		return -ENOSPC;
+	len = RFS_MIN(len, fs->sb.free_blocks - reserve);
 	ret = alloc_extent(fs, alloc_goal(fs, inode->ino, off), 1,
 			   RFS_MIN(len, RFS_MAX_EXTENT_LEN), &e.pblk, &e.len);
 	if (ret)

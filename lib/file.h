@@ -46,6 +46,12 @@ int file_plan_read(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, extlen_t len
 int file_plan_write(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, extlen_t len,
 		    struct rfs_seg *segs, unsigned max, unsigned *n);
 
+/* Free blocks file data never takes (as ext4's reserved clusters): what
+ * the trees need to split, so that metadata operations (creating names,
+ * mapping extents, unlinking to make room) still work on a disk full of
+ * data. 2% of the filesystem, 256 to 4096 blocks, at most an eighth. */
+uint64_t file_data_reserve(const struct rfs_fs *fs);
+
 /* Maximum extent records one truncate step touches (bounded transactions). */
 #define RFS_TRUNC_STEP 8
 /* Credits one truncate/punch step needs. */
