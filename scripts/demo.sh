@@ -1,17 +1,31 @@
 #!/bin/sh
-# The README's first command: installs what is missing, builds, and makes a
-# demo filesystem image, then checks it with fsck.
+# The README's first command: installs what is missing, builds, makes a
+# demo filesystem image (if there is none) and mounts it.
 #
-# The FUSE daemon is not written yet (issue: "The FUSE daemon"); once it
-# is, this script will mount the image at the mount point too.
+#   scripts/demo.sh [IMAGE] [MOUNTPOINT] [SIZE]
+#       default: /tmp/reflinkfs-demo.img /mnt/reflinkfs 4G (sparse)
 #
-#   scripts/demo.sh [IMAGE] [SIZE]     default: /tmp/reflinkfs-demo.img 1G
+# Unmount with: umount MOUNTPOINT   (the daemon finishes writing, then exits)
 set -eu
 top=$(cd "$(dirname "$0")/.." && pwd)
 img=${1:-/tmp/reflinkfs-demo.img}
-size=${2:-1G}
+mnt=${2:-/mnt/reflinkfs}
+size=${3:-4G}
 "$top/scripts/deps.sh"
 "$top/scripts/build.sh" normal
-"$top/build/mkfs/mkfs.reflinkfs" -f -s "$size" "$img"
-"$top/build/fsck/fsck.reflinkfs" -n -v "$img"
-echo "demo image ready: $img (no daemon yet: nothing is mounted)"
+bin=$top/build
+if mountpoint -q "$mnt"; then
+	echo "$mnt is already a mount point; unmount it first: umount $mnt" >&2
+	exit 1
+fi
+if [ -e "$img" ]; then
+	echo "using the existing image $img (checking it first)"
+	"$bin/fsck/fsck.reflinkfs" -p "$img" || [ $? -eq 1 ]
+else
+	"$bin/mkfs/mkfs.reflinkfs" -s "$size" "$img"
+fi
+mkdir -p "$mnt"
+"$bin/fs/reflinkfs" "$img" "$mnt"
+echo "reflinkfs: $img is mounted at $mnt"
+df -h "$mnt"
+echo "unmount with: umount $mnt"
