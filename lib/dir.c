@@ -13,17 +13,6 @@
 #define HASH_MASK ((1ull << RFS_DIR_HASH_BITS) - 1)
 #define SEQ_MAX	  ((1u << RFS_DIR_SEQ_BITS) - 1)
 
-static int dir_cmp(const void *a, const void *b)
-{
-	uint64_t x = rfs_get_le64(a), y = rfs_get_le64(b);
-
-	if (x != y)
-		return x < y ? -1 : 1;
-	x = rfs_get_le64((const uint8_t *)a + 8);
-	y = rfs_get_le64((const uint8_t *)b + 8);
-	return x < y ? -1 : x > y;
-}
-
 int dir_name_valid(const void *name, size_t len)
 {
 	const char *s = name;
@@ -62,7 +51,7 @@ const struct rfs_btree_ops rfs_dir_ops = {
 	.key_size = sizeof(struct rfs_dirent_key),
 	.min_rec = sizeof(struct rfs_dirent) + 1,
 	.max_rec = sizeof(struct rfs_dirent) + RFS_NAME_MAX,
-	.cmp_key = dir_cmp,
+	.cmp_key = btree_cmp_le64x2,
 	.check_rec = dir_check_rec,
 	.alloc_block = alloc_tree_block,
 	.free_block = free_tree_block,
