@@ -426,7 +426,7 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	struct rfs_seg segs[WRITE_SEGS];
 	/* no more extents than blocks: small writes reserve little */
 	unsigned max = (unsigned)RFS_MIN((uint64_t)WRITE_SEGS, blocks_up(m, end) - (pos >> log));
-	struct rfs_inode inode;
+	struct rfs_inode inode, before;
 	struct rfs_handle *h;
 	struct rfs_cred c;
 	uint64_t stop;
@@ -438,6 +438,7 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	if (ret)
 		return ret;
 	ret = read_inode_locked(m, ino, &inode);
+	before = inode;
 	if (!ret)
 		ret = file_plan_write(m->fs, &inode, pos >> log, blocks_up(m, end) - (pos >> log),
 				      segs, max, &n);
@@ -450,7 +451,10 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 			kill_suid(&inode);
 		if (touch)
 			inode_touch(&inode, 1);
-		ret = inode_write(m->fs, &inode);
+		/* an overwrite in place under writeback cache changes nothing:
+		 * no record rewrite, no journal traffic */
+		if (!inode_same(&before, &inode))
+			ret = inode_write(m->fs, &inode);
 	}
 	for (i = 0; i < n; i++)
 		if (segs[i].fresh) {

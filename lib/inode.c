@@ -175,6 +175,15 @@ int inode_read(struct rfs_fs *fs, rfs_ino_t ino, struct rfs_inode *inode)
 	return len > sizeof(rec) ? -EUCLEAN : inode_decode(rec, len, inode);
 }
 
+int inode_same(const struct rfs_inode *a, const struct rfs_inode *b)
+{
+	uint8_t ra[sizeof(struct rfs_dinode) + RFS_INLINE_MAX];
+	uint8_t rb[sizeof(struct rfs_dinode) + RFS_INLINE_MAX];
+	size_t la = inode_encode(a, ra), lb = inode_encode(b, rb);
+
+	return la == lb && !memcmp(ra, rb, la);
+}
+
 int inode_delete(struct rfs_fs *fs, rfs_ino_t ino)
 {
 	uint8_t key[8];

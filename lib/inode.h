@@ -44,6 +44,8 @@ void inode_init_new(struct rfs_fs *fs, struct rfs_inode *inode, uint32_t mode, u
 int inode_insert(struct rfs_fs *fs, const struct rfs_inode *inode);
 int inode_read(struct rfs_fs *fs, rfs_ino_t ino, struct rfs_inode *inode);
 int inode_write(struct rfs_fs *fs, const struct rfs_inode *inode);
+/* True if A and B would be stored as the same record. */
+int inode_same(const struct rfs_inode *a, const struct rfs_inode *b);
 /* Removes the inode record (its forks must already be empty). */
 int inode_delete(struct rfs_fs *fs, rfs_ino_t ino);
 /* Sets ctime (and mtime if MTIME) to now. */
