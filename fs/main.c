@@ -39,7 +39,8 @@ static void usage(FILE *f)
 		"       ro, rw            read-only / read-write (default rw)\n"
 		"       commit=SECONDS    journal commit interval (default 5; 0 = only on sync)\n"
 		"       cache_size=SIZE   metadata cache (default 64M)\n"
-		"       writeback_cache, no_writeback_cache   kernel write-back caching (default on)\n"
+		"       writeback_cache, no_writeback_cache   kernel write-back caching (default "
+		"on)\n"
 		"       allow_other       let other users use the mount\n"
 		"       and the usual VFS options: noatime, nosuid, nodev, noexec, sync, ...\n"
 		"  -h, --help         show this help;  -V, --version  show the version\n"
@@ -51,8 +52,8 @@ static void usage(FILE *f)
 /* Options handled by mount(8) or fstab alone: accepted and dropped. */
 static int fstab_only(const char *o)
 {
-	static const char *const names[] = {"defaults", "nofail", "auto", "noauto", "user",
-					    "users", "nouser", "owner", "group", "_netdev"};
+	static const char *const names[] = {"defaults", "nofail", "auto",  "noauto", "user",
+					    "users",	"nouser", "owner", "group",  "_netdev"};
 	size_t i;
 
 	if (!strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
@@ -66,11 +67,17 @@ static int fstab_only(const char *o)
 /* VFS options libfuse passes to the kernel. */
 static int vfs_option(const char *o)
 {
-	static const char *const names[] = {
-		"suid",	   "nosuid",	 "dev",	       "nodev",	       "exec",	       "noexec",
-		"async",   "sync",	 "dirsync",    "atime",	       "noatime",      "diratime",
-		"nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "lazytime",
-		"nolazytime", "allow_root", "auto_unmount", "default_permissions"};
+	static const char *const names[] = {"suid",	     "nosuid",
+					    "dev",	     "nodev",
+					    "exec",	     "noexec",
+					    "async",	     "sync",
+					    "dirsync",	     "atime",
+					    "noatime",	     "diratime",
+					    "nodiratime",    "relatime",
+					    "norelatime",    "strictatime",
+					    "nostrictatime", "lazytime",
+					    "nolazytime",    "allow_root",
+					    "auto_unmount",  "default_permissions"};
 	size_t i;
 
 	for (i = 0; i < RFS_ARRAY_SIZE(names); i++)
@@ -165,8 +172,8 @@ static int parse_args(int argc, char **argv, struct rfs_opts *o, char *pass, siz
 		}
 	}
 	if (argc - optind != 2) {
-		fprintf(stderr, "%s: %s\n", prog, argc - optind < 2 ? "IMAGE and MOUNTPOINT needed"
-								   : "too many arguments");
+		fprintf(stderr, "%s: %s\n", prog,
+			argc - optind < 2 ? "IMAGE and MOUNTPOINT needed" : "too many arguments");
 		usage(stderr);
 		return EXIT_USAGE;
 	}

@@ -175,8 +175,9 @@ static int free_orphan_step(struct rfs_mount *m, rfs_ino_t ino, int *done)
 	fileoff_t next;
 	/* the inode and list records; the extents; and the attribute records
 	 * xattr_remove_all deletes (xattr_credits(fs, 0) covers four) */
-	int ret = op_begin(m, RFS_META_CREDITS + free_step_credits(m, ino, 0) +
-				      (RFS_TRUNC_STEP + 3) / 4 * xattr_credits(m->fs, 0),
+	int ret = op_begin(m,
+			   RFS_META_CREDITS + free_step_credits(m, ino, 0) +
+				   (RFS_TRUNC_STEP + 3) / 4 * xattr_credits(m->fs, 0),
 			   &h);
 
 	if (ret)

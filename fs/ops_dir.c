@@ -171,8 +171,8 @@ static int make_node_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t pare
 		ret = inode_insert(m->fs, inode);
 		/* the name last: if it cannot be added (no block for a split),
 		 * nothing is left behind, not even in the committed transaction */
-		if (!ret &&
-		    (ret = dir_add(m->fs, parent, name, strlen(name), inode->ino, dtype(a->mode), NULL)))
+		if (!ret && (ret = dir_add(m->fs, parent, name, strlen(name), inode->ino,
+					   dtype(a->mode), NULL)))
 			inode_delete(m->fs, inode->ino);
 	}
 	if (ret && inode->nblocks) { /* a long symlink's blocks */
@@ -258,8 +258,8 @@ static void rfs_readlink(fuse_req_t req, fuse_ino_t ino)
 	ret = read_inode_locked(m, ino, &inode);
 	if (!ret && !S_ISLNK(inode.mode))
 		ret = -EINVAL;
-	if (!ret && (inode.size >= 4096 || (inode.inline_type == RFS_INLINE_SYMLINK &&
-					    inode.inline_len != inode.size)))
+	if (!ret && (inode.size >= 4096 ||
+		     (inode.inline_type == RFS_INLINE_SYMLINK && inode.inline_len != inode.size)))
 		ret = -EUCLEAN;
 	/* a long target may lie in several extents */
 	if (!ret && inode.inline_type != RFS_INLINE_SYMLINK)
@@ -337,8 +337,9 @@ static void remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int
 		if (!ret)
 			ret = op_begin(m, RFS_META_CREDITS, &h);
 		if (!ret)
-			ret = op_end(m, h,
-				     remove_name_locked(m, parent, name, rmdir, &victim, &free_now));
+			ret = op_end(
+				m, h,
+				remove_name_locked(m, parent, name, rmdir, &victim, &free_now));
 	} while (!tries++ && retry_after_commit(m, ret) && !(ret = 0));
 	if (!ret && free_now)
 		ret = free_orphan(m, victim);
@@ -355,8 +356,8 @@ static void rfs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	remove_name(req, parent, name, 1);
 }
 
-static int link_locked(struct rfs_mount *m, fuse_ino_t ino, fuse_ino_t newparent,
-		       const char *name, struct rfs_inode *inode)
+static int link_locked(struct rfs_mount *m, fuse_ino_t ino, fuse_ino_t newparent, const char *name,
+		       struct rfs_inode *inode)
 {
 	struct rfs_inode dir;
 	rfs_ino_t old;
@@ -407,8 +408,8 @@ static void rfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 /* --- rename ------------------------------------------------------------------ */
 
 struct rename_op {
-	fuse_ino_t sp, dp;	 /* source and destination parents */
-	const char *sn, *dn;	 /* names */
+	fuse_ino_t sp, dp;   /* source and destination parents */
+	const char *sn, *dn; /* names */
 	unsigned flags;
 	struct rfs_inode sdir, ddir, src, dst;
 	int has_dst, free_now;
@@ -569,8 +570,8 @@ static void rfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 		       const char *newname, unsigned int flags)
 {
 	struct rfs_mount *m = req_mount(req);
-	struct rename_op r = {.sp = parent, .dp = newparent, .sn = name, .dn = newname,
-			      .flags = flags};
+	struct rename_op r = {
+		.sp = parent, .dp = newparent, .sn = name, .dn = newname, .flags = flags};
 	struct rfs_handle *h;
 	int tries = 0, ret = check_name(name);
 
@@ -623,7 +624,8 @@ static int rd_add(struct rd_state *s, const char *name, rfs_ino_t ino, uint32_t 
 					      next);
 	} else {
 		struct stat st = {.st_ino = ino, .st_mode = mode};
-		need = fuse_add_direntry(s->req, s->buf + s->pos, s->size - s->pos, name, &st, next);
+		need = fuse_add_direntry(s->req, s->buf + s->pos, s->size - s->pos, name, &st,
+					 next);
 	}
 	if (need > s->size - s->pos)
 		return 1; /* full */

@@ -57,7 +57,8 @@ static int free_tail(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
 			break;
 		ret = read_inode_locked(m, ino, &inode);
 		if (!ret)
-			ret = file_free_range(m->fs, &inode, from, RFS_MAX_FILE_BLOCKS - from, &next);
+			ret = file_free_range(m->fs, &inode, from, RFS_MAX_FILE_BLOCKS - from,
+					      &next);
 		if (!ret)
 			ret = inode_write(m->fs, &inode);
 		ret = op_end(m, h, ret);
@@ -202,9 +203,9 @@ static int truncate_at_open(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino)
 	if (!ret)
 		ret = op_begin(m, RFS_META_CREDITS, &h);
 	if (!ret)
-		ret = op_end(m, h, setattr_locked(req, m, ino, &attr,
-						  FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME_NOW,
-						  &inode));
+		ret = op_end(m, h,
+			     setattr_locked(req, m, ino, &attr,
+					    FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MTIME_NOW, &inode));
 	return ret;
 }
 
@@ -303,8 +304,8 @@ static void rfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_
 
 /* --- read --------------------------------------------------------------------- */
 
-static int read_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsigned n,
-			 uint64_t off, uint64_t end, uint8_t *buf)
+static int read_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsigned n, uint64_t off,
+			 uint64_t end, uint8_t *buf)
 {
 	uint32_t log = m->fs->sb.block_log;
 	unsigned i;
@@ -386,8 +387,8 @@ static void rfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* Writes DATA ([OFF, END) of the file) into the planned segments; blocks
  * of fresh segments outside the range are zero-filled. */
-static int write_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsigned n,
-			  uint64_t off, uint64_t end, const uint8_t *data)
+static int write_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsigned n, uint64_t off,
+			  uint64_t end, const uint8_t *data)
 {
 	uint32_t log = m->fs->sb.block_log, bs = m->fs->sb.bsize;
 	uint8_t *blk = NULL;
@@ -407,7 +408,8 @@ static int write_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsig
 				ret = dev_pwrite(m->fs->dev, blk, a - (a & ~(uint64_t)(bs - 1)),
 						 dev_base + (a & ~(uint64_t)(bs - 1)));
 			if (!ret && b < sb && (b & (bs - 1))) /* the tail block's bytes after */
-				ret = dev_pwrite(m->fs->dev, blk, bs - (b & (bs - 1)), dev_base + b);
+				ret = dev_pwrite(m->fs->dev, blk, bs - (b & (bs - 1)),
+						 dev_base + b);
 		}
 		if (!ret)
 			ret = dev_pwrite(m->fs->dev, data + (a - off), b - a, dev_base + a);
@@ -493,8 +495,8 @@ static void rfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	if (e)
 		pthread_rwlock_wrlock(&e->io);
 	while (pos < end && !ret) {
-		ret = write_step(req, m, ino, (const uint8_t *)buf + (pos - (uint64_t)off), pos, end,
-				 touch, &done, &allocated);
+		ret = write_step(req, m, ino, (const uint8_t *)buf + (pos - (uint64_t)off), pos,
+				 end, touch, &done, &allocated);
 		pos += done;
 		if (!ret && done == 0)
 			ret = -ENOSPC;
@@ -539,7 +541,8 @@ static int range_steps(struct rfs_mount *m, fuse_ino_t ino, fileoff_t from, file
 	int ret = 0;
 
 	while (!ret && from < to) {
-		uint32_t credits = prealloc ? file_step_credits(m->fs) : free_step_credits(m, ino, from);
+		uint32_t credits =
+			prealloc ? file_step_credits(m->fs) : free_step_credits(m, ino, from);
 		struct rfs_inode inode;
 		struct rfs_handle *h;
 		fileoff_t next;
@@ -614,7 +617,8 @@ static void rfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, o
 	int ret = 0;
 
 	(void)fi;
-	if ((mode & ~supported) || ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) ||
+	if ((mode & ~supported) ||
+	    ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE)) ||
 	    ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE)))
 		return (void)fuse_reply_err(req, EOPNOTSUPP);
 	if (off < 0 || len <= 0)

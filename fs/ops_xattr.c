@@ -75,8 +75,8 @@ static void rfs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_
 	free(buf);
 }
 
-static int setxattr_locked(struct rfs_mount *m, fuse_ino_t ino, const char *name,
-			   const char *value, size_t size, int flags)
+static int setxattr_locked(struct rfs_mount *m, fuse_ino_t ino, const char *name, const char *value,
+			   size_t size, int flags)
 {
 	struct rfs_inode inode;
 	int xflags = (flags & XATTR_CREATE ? RFS_XATTR_CREATE : 0) |

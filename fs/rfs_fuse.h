@@ -52,7 +52,7 @@ struct rfs_mount {
 	pthread_mutex_t itab_lock;
 	struct itab_entry **itab;
 	size_t itab_size;
-	double timeout; /* entry and attribute cache timeout, seconds */
+	double timeout;		 /* entry and attribute cache timeout, seconds */
 	struct fuse_session *se; /* for notifications to the kernel */
 	int wb_cache;		 /* the kernel caches writes (FUSE_CAP_WRITEBACK_CACHE) */
 };

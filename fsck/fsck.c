@@ -114,8 +114,8 @@ static int parse_args(int argc, char **argv, struct fsck_ctx *ctx)
 		return FSCK_EXIT_USAGE;
 	}
 	if (optind != argc - 1) {
-		fprintf(stderr, "%s: %s\n", prog, optind >= argc ? "no IMAGE given"
-								  : "too many arguments");
+		fprintf(stderr, "%s: %s\n", prog,
+			optind >= argc ? "no IMAGE given" : "too many arguments");
 		usage(stderr);
 		return FSCK_EXIT_USAGE;
 	}
@@ -148,11 +148,10 @@ static void print_summary(const struct fsck_ctx *ctx)
 
 	printf("%s: %s, %zu inodes, %" PRIu64 "/%" PRIu64 " blocks used (%.1f%% of %s)\n",
 	       ctx->image,
-	       !ctx->problems			  ? "clean"
+	       !ctx->problems		     ? "clean"
 	       : ctx->problems == ctx->fixed ? "all problems fixed"
-					      : "problems left uncorrected",
-	       ctx->ninodes, used,
-	       sb->block_count, 100.0 * (double)used / (double)sb->block_count,
+					     : "problems left uncorrected",
+	       ctx->ninodes, used, sb->block_count, 100.0 * (double)used / (double)sb->block_count,
 	       cli_human_size(sb->block_count << sb->block_log, total, sizeof(total)));
 }
 

@@ -62,12 +62,12 @@ struct claims {
 struct ino_info {
 	rfs_ino_t ino, parent;
 	uint32_t mode, nlink;
-	uint32_t refs;	  /* directory entries naming it */
-	uint32_t subdirs; /* entries of it that are directories */
-	uint64_t nblocks; /* as the inode says */
-	uint64_t mapped;  /* as its extents say */
-	uint8_t walk;	  /* reachability walk state */
-	uint8_t orphan;	  /* on the orphan list */
+	uint32_t refs;		   /* directory entries naming it */
+	uint32_t subdirs;	   /* entries of it that are directories */
+	uint64_t nblocks;	   /* as the inode says */
+	uint64_t mapped;	   /* as its extents say */
+	uint8_t walk;		   /* reachability walk state */
+	uint8_t orphan;		   /* on the orphan list */
 	uint8_t symlink_inline_ok; /* symlinks: inline length matches the size */
 };
 

@@ -52,7 +52,8 @@ static void check_journal_sb(struct fsck_ctx *ctx)
 		fix_problem(ctx, PR_JOURNAL_SB_BAD, "block %" PRIu64 ": %s",
 			    ctx->fs->sb.journal_start, why);
 	else if (!empty)
-		fix_problem(ctx, PR_JOURNAL_NEEDS_RECOVERY, "the log is still not empty after replay");
+		fix_problem(ctx, PR_JOURNAL_NEEDS_RECOVERY,
+			    "the log is still not empty after replay");
 }
 
 static int add_static_claims(struct fsck_ctx *ctx)
@@ -101,9 +102,9 @@ static int replay_journal(struct fsck_ctx *ctx, struct rfs_dev **dev, struct rfs
 	}
 	ctx->replayed = info.needed;
 	if (info.needed && fix_problem(ctx, PR_JOURNAL_NEEDS_RECOVERY,
-				       "%" PRIu64 " transaction(s), %" PRIu64 " block(s) written, %"
-				       PRIu64 " revoked%s", info.transactions, info.blocks_written,
-				       info.blocks_revoked,
+				       "%" PRIu64 " transaction(s), %" PRIu64
+				       " block(s) written, %" PRIu64 " revoked%s",
+				       info.transactions, info.blocks_written, info.blocks_revoked,
 				       ctx->mode == FSCK_NO ? "; checking the replayed view" : ""))
 		ctx->fixed++;
 	if (info.needed && ctx->verbose)

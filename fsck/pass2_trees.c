@@ -204,7 +204,8 @@ static void check_freelist(struct fsck_ctx *ctx)
 		exit(FSCK_EXIT_OPERROR);
 	ret = alloc_freelist_read(ctx->fs, blocks, ctx->fs->fl_capacity, &n);
 	if (ret)
-		fix_problem(ctx, PR_FREELIST_BAD, "block %" PRIu64 ": %s", ctx->fs->sb.freelist_blkno,
+		fix_problem(ctx, PR_FREELIST_BAD, "block %" PRIu64 ": %s",
+			    ctx->fs->sb.freelist_blkno,
 			    ret == -EBADMSG ? "checksum mismatch" : "bad header or contents");
 	for (i = 0; !ret && i < n; i++)
 		claims_add(&ctx->claims, blocks[i], 1, CLAIM_FREELIST_ENTRY);

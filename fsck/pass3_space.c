@@ -70,8 +70,9 @@ static void sweep_claims(struct fsck_ctx *ctx)
 	for (i = 0; i < cl->n; i++) {
 		const struct claim *c = &cl->v[i];
 		if (c->len == 0 || c->start >= n || c->len > n - c->start) {
-			fix_problem(ctx, PR_EXTENT_BEYOND_END, "%s at %" PRIu64 "+%" PRIu64
-				    " (filesystem has %" PRIu64 " blocks)",
+			fix_problem(ctx, PR_EXTENT_BEYOND_END,
+				    "%s at %" PRIu64 "+%" PRIu64 " (filesystem has %" PRIu64
+				    " blocks)",
 				    claim_owner_name(c->owner), c->start, c->len, n);
 			continue;
 		}

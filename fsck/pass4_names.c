@@ -50,11 +50,12 @@ static void check_special(struct fsck_ctx *ctx)
 		fix_problem(ctx, PR_LOST_FOUND_BAD, "inode %" PRIu64, sb->lost_found_ino);
 	if (ctx->ninodes != sb->inode_count)
 		fix_problem(ctx, PR_INODE_COUNT_WRONG,
-			    "superblock says %" PRIu64 ", the inode tree holds %zu", sb->inode_count,
-			    ctx->ninodes);
+			    "superblock says %" PRIu64 ", the inode tree holds %zu",
+			    sb->inode_count, ctx->ninodes);
 	if (ctx->ninodes && ctx->inodes[ctx->ninodes - 1].ino >= sb->next_ino)
-		fix_problem(ctx, PR_NEXT_INO_TOO_LOW, "next is %" PRIu64 ", inode %" PRIu64 " exists",
-			    sb->next_ino, ctx->inodes[ctx->ninodes - 1].ino);
+		fix_problem(ctx, PR_NEXT_INO_TOO_LOW,
+			    "next is %" PRIu64 ", inode %" PRIu64 " exists", sb->next_ino,
+			    ctx->inodes[ctx->ninodes - 1].ino);
 }
 
 /* An entry of the orphan list: an inode with no name left, still open
@@ -82,25 +83,27 @@ static void check_dirent(struct fsck_ctx *ctx, const struct dent_info *d)
 	target = find_ino(ctx, d->ino);
 
 	if (!dir || !S_ISDIR(dir->mode)) {
-		fix_problem(ctx, PR_DIRENT_IN_NON_DIR, "inode %" PRIu64 " has an entry for %" PRIu64,
-			    d->dir, d->ino);
+		fix_problem(ctx, PR_DIRENT_IN_NON_DIR,
+			    "inode %" PRIu64 " has an entry for %" PRIu64, d->dir, d->ino);
 		return;
 	}
 	if (!target) {
-		fix_problem(ctx, PR_DIRENT_TARGET_MISSING, "directory %" PRIu64 " names inode %" PRIu64,
-			    d->dir, d->ino);
+		fix_problem(ctx, PR_DIRENT_TARGET_MISSING,
+			    "directory %" PRIu64 " names inode %" PRIu64, d->dir, d->ino);
 		return;
 	}
 	if (d->ftype != mode_to_dtype(target->mode))
-		fix_problem(ctx, PR_DIRENT_FTYPE_WRONG, "directory %" PRIu64 ", inode %" PRIu64
-			    ": entry says %u, inode is %u", d->dir, d->ino, d->ftype,
-			    mode_to_dtype(target->mode));
+		fix_problem(ctx, PR_DIRENT_FTYPE_WRONG,
+			    "directory %" PRIu64 ", inode %" PRIu64 ": entry says %u, inode is %u",
+			    d->dir, d->ino, d->ftype, mode_to_dtype(target->mode));
 	target->refs++;
 	if (S_ISDIR(target->mode)) {
 		dir->subdirs++;
 		if (target->parent != d->dir)
-			fix_problem(ctx, PR_DIR_PARENT_WRONG, "directory %" PRIu64 " is in %" PRIu64
-				    " but its parent says %" PRIu64, d->ino, d->dir, target->parent);
+			fix_problem(ctx, PR_DIR_PARENT_WRONG,
+				    "directory %" PRIu64 " is in %" PRIu64
+				    " but its parent says %" PRIu64,
+				    d->ino, d->dir, target->parent);
 	}
 }
 
@@ -135,14 +138,16 @@ static void check_inode_links(struct fsck_ctx *ctx, struct ino_info *ii)
 		fix_problem(ctx, PR_SYMLINK_BAD, "inode %" PRIu64, ii->ino);
 	if (ii->orphan) {
 		if (ii->refs)
-			fix_problem(ctx, PR_ORPHAN_BAD, "inode %" PRIu64 " is on the orphan list but "
-				    "has %u name(s)", ii->ino, ii->refs);
+			fix_problem(ctx, PR_ORPHAN_BAD,
+				    "inode %" PRIu64 " is on the orphan list but "
+				    "has %u name(s)",
+				    ii->ino, ii->refs);
 		return; /* freed at the next mount */
 	}
 	if (S_ISDIR(ii->mode)) {
 		if (ii->refs > 1)
-			fix_problem(ctx, PR_DIR_MULTIPLY_LINKED, "directory %" PRIu64 " has %u names",
-				    ii->ino, ii->refs);
+			fix_problem(ctx, PR_DIR_MULTIPLY_LINKED,
+				    "directory %" PRIu64 " has %u names", ii->ino, ii->refs);
 		if (!is_root) {
 			walk_to_root(ctx, ii);
 			if (ii->refs == 0 || ii->walk != WALK_ROOTED)
@@ -180,8 +185,9 @@ static void check_extents(struct fsck_ctx *ctx)
 	for (i = 0; i < ctx->ninodes; i++) {
 		ii = &ctx->inodes[i];
 		if (ii->mapped != ii->nblocks)
-			fix_problem(ctx, PR_NBLOCKS_WRONG, "inode %" PRIu64 ": %" PRIu64
-				    ", extents map %" PRIu64, ii->ino, ii->nblocks, ii->mapped);
+			fix_problem(ctx, PR_NBLOCKS_WRONG,
+				    "inode %" PRIu64 ": %" PRIu64 ", extents map %" PRIu64, ii->ino,
+				    ii->nblocks, ii->mapped);
 	}
 }
 

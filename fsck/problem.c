@@ -19,44 +19,64 @@
 static const struct problem_def table[PR_COUNT] = {
 	[PR_SB_PRIMARY_BAD] = {"SB_PRIMARY_BAD", "primary superblock is damaged", NR},
 	[PR_SB_BACKUP_BAD] = {"SB_BACKUP_BAD", "backup superblock is damaged", NR},
-	[PR_SB_BACKUP_DIFFERS] = {"SB_BACKUP_DIFFERS", "backup superblock disagrees with the "
-						       "primary", NR},
-	[PR_SB_FEATURE_UNKNOWN] = {"SB_FEATURE_UNKNOWN", "filesystem uses a feature this fsck "
-							 "does not know", NR},
-	[PR_SB_ERRORS_RECORDED] = {"SB_ERRORS_RECORDED", "the filesystem recorded errors while "
-							 "mounted", NR},
+	[PR_SB_BACKUP_DIFFERS] = {"SB_BACKUP_DIFFERS",
+				  "backup superblock disagrees with the "
+				  "primary",
+				  NR},
+	[PR_SB_FEATURE_UNKNOWN] = {"SB_FEATURE_UNKNOWN",
+				   "filesystem uses a feature this fsck "
+				   "does not know",
+				   NR},
+	[PR_SB_ERRORS_RECORDED] = {"SB_ERRORS_RECORDED",
+				   "the filesystem recorded errors while "
+				   "mounted",
+				   NR},
 	[PR_JOURNAL_SB_BAD] = {"JOURNAL_SB_BAD", "journal superblock is damaged", NR},
-	[PR_JOURNAL_NEEDS_RECOVERY] = {"JOURNAL_NEEDS_RECOVERY", "the journal holds transactions "
-								 "to replay", PR_PREEN_OK},
+	[PR_JOURNAL_NEEDS_RECOVERY] = {"JOURNAL_NEEDS_RECOVERY",
+				       "the journal holds transactions "
+				       "to replay",
+				       PR_PREEN_OK},
 	[PR_FREELIST_BAD] = {"FREELIST_BAD", "free list block is damaged", NR},
 	[PR_TREE_CORRUPT] = {"TREE_CORRUPT", "B+tree is damaged", NR},
 	[PR_BLOCK_MULTIPLY_CLAIMED] = {"BLOCK_MULTIPLY_CLAIMED", "blocks are claimed twice", NR},
 	[PR_BLOCK_LEAKED] = {"BLOCK_LEAKED", "blocks are neither free nor in use", NR},
-	[PR_EXTENT_BEYOND_END] = {"EXTENT_BEYOND_END", "blocks claimed beyond the end of the "
-						       "filesystem", NR},
-	[PR_FREE_EXTENT_UNMERGED] = {"FREE_EXTENT_UNMERGED", "adjacent free extents are not "
-							     "merged", NR},
-	[PR_FREE_COUNT_WRONG] = {"FREE_COUNT_WRONG", "free block count in the superblock is "
-						     "wrong", NR},
+	[PR_EXTENT_BEYOND_END] = {"EXTENT_BEYOND_END",
+				  "blocks claimed beyond the end of the "
+				  "filesystem",
+				  NR},
+	[PR_FREE_EXTENT_UNMERGED] = {"FREE_EXTENT_UNMERGED",
+				     "adjacent free extents are not "
+				     "merged",
+				     NR},
+	[PR_FREE_COUNT_WRONG] = {"FREE_COUNT_WRONG",
+				 "free block count in the superblock is "
+				 "wrong",
+				 NR},
 	[PR_FREE_TREES_DIFFER] = {"FREE_TREES_DIFFER", "the two free-space trees disagree", NR},
 	[PR_INODE_COUNT_WRONG] = {"INODE_COUNT_WRONG", "inode count in the superblock is wrong",
 				  NR},
 	[PR_NEXT_INO_TOO_LOW] = {"NEXT_INO_TOO_LOW", "next inode number is already in use", NR},
 	[PR_ROOT_BAD] = {"ROOT_BAD", "root directory is missing or not a directory", NR},
 	[PR_LOST_FOUND_BAD] = {"LOST_FOUND_BAD", "lost+found is missing or not a directory", NR},
-	[PR_DIRENT_IN_NON_DIR] = {"DIRENT_IN_NON_DIR", "directory entry in something that is "
-						       "not a directory", NR},
-	[PR_DIRENT_TARGET_MISSING] = {"DIRENT_TARGET_MISSING", "directory entry points to a "
-							       "missing inode", NR},
-	[PR_DIRENT_FTYPE_WRONG] = {"DIRENT_FTYPE_WRONG", "directory entry has the wrong file "
-							 "type", NR},
-	[PR_DIRENT_HASH_WRONG] = {"DIRENT_HASH_WRONG", "directory entry is filed under the wrong "
-						       "hash", NR},
-	[PR_DIR_MULTIPLY_LINKED] = {"DIR_MULTIPLY_LINKED", "directory has more than one name",
-				    NR},
+	[PR_DIRENT_IN_NON_DIR] = {"DIRENT_IN_NON_DIR",
+				  "directory entry in something that is "
+				  "not a directory",
+				  NR},
+	[PR_DIRENT_TARGET_MISSING] = {"DIRENT_TARGET_MISSING",
+				      "directory entry points to a "
+				      "missing inode",
+				      NR},
+	[PR_DIRENT_FTYPE_WRONG] = {"DIRENT_FTYPE_WRONG",
+				   "directory entry has the wrong file "
+				   "type",
+				   NR},
+	[PR_DIRENT_HASH_WRONG] = {"DIRENT_HASH_WRONG",
+				  "directory entry is filed under the wrong "
+				  "hash",
+				  NR},
+	[PR_DIR_MULTIPLY_LINKED] = {"DIR_MULTIPLY_LINKED", "directory has more than one name", NR},
 	[PR_DIR_PARENT_WRONG] = {"DIR_PARENT_WRONG", "directory's parent (..) is wrong", NR},
-	[PR_DIR_UNREACHABLE] = {"DIR_UNREACHABLE", "directory is not reachable from the root",
-				NR},
+	[PR_DIR_UNREACHABLE] = {"DIR_UNREACHABLE", "directory is not reachable from the root", NR},
 	[PR_INODE_UNREACHABLE] = {"INODE_UNREACHABLE", "inode has no name", NR},
 	[PR_NLINK_WRONG] = {"NLINK_WRONG", "inode link count is wrong", NR},
 	[PR_INODE_BAD] = {"INODE_BAD", "inode record is inconsistent", NR},
@@ -64,8 +84,7 @@ static const struct problem_def table[PR_COUNT] = {
 	[PR_SYMLINK_BAD] = {"SYMLINK_BAD", "symbolic link target is malformed", NR},
 	[PR_EXTENT_NO_INODE] = {"EXTENT_NO_INODE", "file extents or attributes belong to no inode",
 				NR},
-	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents",
-			      NR},
+	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents", NR},
 };
 
 const struct problem_def *problem_def(enum problem_code code)

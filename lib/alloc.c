@@ -110,7 +110,8 @@ static int fl_verify(struct rfs_cache *c, const void *data, char *why, size_t wh
 	for (i = 0; i < n; i++) {
 		uint64_t b = le64_get(fl->blocks[i]);
 		if (b == 0 || b >= nblocks) {
-			snprintf(why, whylen, "free list entry %u (%" PRIu64 ") out of range", i, b);
+			snprintf(why, whylen, "free list entry %u (%" PRIu64 ") out of range", i,
+				 b);
 			return -EUCLEAN;
 		}
 	}
@@ -537,8 +538,8 @@ static int busy_add(struct rfs_fs *fs, fsblock_t start, extlen_t len)
  * holding *AT keeps it if MINLEN blocks follow, else the first stretch of
  * MINLEN blocks is taken from its start. -ENOSPC if there is none.
  */
-static int busy_trim(const struct rfs_fs *fs, const struct ext *e, extlen_t minlen,
-		     extlen_t maxlen, fsblock_t *at, extlen_t *len)
+static int busy_trim(const struct rfs_fs *fs, const struct ext *e, extlen_t minlen, extlen_t maxlen,
+		     fsblock_t *at, extlen_t *len)
 {
 	const struct rfs_busy_set *b = &fs->busy;
 	fsblock_t end = e->start + e->len, cur = e->start, first = 0;
@@ -553,7 +554,8 @@ static int busy_trim(const struct rfs_fs *fs, const struct ext *e, extlen_t minl
 			else if (b->v[i].start + b->v[i].len <= cur)
 				continue;
 			else
-				stop = RFS_MAX(cur, b->v[i].start), resume = b->v[i].start + b->v[i].len;
+				stop = RFS_MAX(cur, b->v[i].start),
+				resume = b->v[i].start + b->v[i].len;
 		}
 		/* [cur, stop) is not busy */
 		if (*at >= cur && *at < stop && stop - *at >= minlen) {

@@ -24,7 +24,8 @@ static int bmap_check_rec(const void *rec, size_t len, char *why, size_t whylen)
 	if (le32_get(r.len) == 0 || le64_get(r.pblk) == 0 ||
 	    (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) > RFS_FORK_COW ||
 	    (le32_get(r.flags) & ~(uint32_t)RFS_BMAP_UNWRITTEN) ||
-	    (le64_get(r.fkey) & (RFS_MAX_FILE_BLOCKS - 1)) + le32_get(r.len) > RFS_MAX_FILE_BLOCKS ||
+	    (le64_get(r.fkey) & (RFS_MAX_FILE_BLOCKS - 1)) + le32_get(r.len) >
+		    RFS_MAX_FILE_BLOCKS ||
 	    le64_get(r.pblk) + le32_get(r.len) < le64_get(r.pblk)) {
 		snprintf(why, whylen, "malformed extent record");
 		return -EUCLEAN;

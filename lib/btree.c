@@ -32,8 +32,7 @@ int btree_register(const struct rfs_btree_ops *ops)
 {
 	if (ops->tree_type == 0 || ops->tree_type >= RFS_ARRAY_SIZE(registry) ||
 	    ops->key_size == 0 || ops->key_size > RFS_BTREE_MAX_KEY ||
-	    ops->min_rec < ops->key_size ||
-	    ops->max_rec < ops->min_rec || !ops->cmp_key)
+	    ops->min_rec < ops->key_size || ops->max_rec < ops->min_rec || !ops->cmp_key)
 		return -EINVAL;
 	registry[ops->tree_type] = ops;
 	return 0;
@@ -148,7 +147,8 @@ static int verify_slots(const uint8_t *d, uint32_t bsize, const struct rfs_btree
 		sp[i].off = (unsigned)(node_rec(d, i, &len) - d);
 		sp[i].len = len;
 		if (sp[i].off < heap || sp[i].off + len > bsize) {
-			snprintf(why, whylen, "record %u at %u+%u outside the heap", i, sp[i].off, len);
+			snprintf(why, whylen, "record %u at %u+%u outside the heap", i, sp[i].off,
+				 len);
 			ret = -EUCLEAN;
 		} else if (level ? len != ops->key_size + PTR_SIZE
 				 : (len < ops->min_rec || len > ops->max_rec)) {
@@ -170,8 +170,8 @@ static int verify_slots(const uint8_t *d, uint32_t bsize, const struct rfs_btree
 	return ret;
 }
 
-static int verify_keys(const uint8_t *d, const struct rfs_btree_ops *ops, unsigned level,
-		       char *why, size_t whylen)
+static int verify_keys(const uint8_t *d, const struct rfs_btree_ops *ops, unsigned level, char *why,
+		       size_t whylen)
 {
 	unsigned n = node_nrecs(d), i;
 
@@ -412,8 +412,10 @@ static int read_node(struct rfs_btree *t, fsblock_t blkno, unsigned level, struc
 		return ret;
 	if (node_level(bp->data) != level ||
 	    le16_get(node_hdr(bp->data)->tree_type) != t->ops->tree_type) {
-		rfs_log(RFS_LOG_WARN, "%s tree: block %" PRIu64 " is level %u of tree %u, expected "
-			"level %u of tree %u", t->ops->name, blkno, node_level(bp->data),
+		rfs_log(RFS_LOG_WARN,
+			"%s tree: block %" PRIu64 " is level %u of tree %u, expected "
+			"level %u of tree %u",
+			t->ops->name, blkno, node_level(bp->data),
 			le16_get(node_hdr(bp->data)->tree_type), level, t->ops->tree_type);
 		buf_release(bp);
 		return -EUCLEAN;
@@ -978,8 +980,8 @@ static int cursor_step(struct rfs_btree_cursor *cur, int dir)
 	}
 	cur->path[depth].idx += dir;
 	if ((unsigned)depth + 1 < t->height) {
-		fsblock_t child = node_child(t, cur->path[depth].bp->data,
-					     (unsigned)cur->path[depth].idx);
+		fsblock_t child =
+			node_child(t, cur->path[depth].bp->data, (unsigned)cur->path[depth].idx);
 		ret = cursor_fill(cur, (unsigned)depth + 1, child, dir < 0);
 		if (ret) {
 			cur->valid = 0;
@@ -1123,8 +1125,8 @@ static void check_report(struct check_walk *w, fsblock_t blkno, const char *fmt,
 
 /* Checks that every key of node D is within [LO, HI) (NULL = unbounded),
  * and that an internal node's first key equals LO when LO is exact. */
-static void check_bounds(struct check_walk *w, fsblock_t blkno, const uint8_t *d,
-			 const uint8_t *lo, int lo_exact, const uint8_t *hi)
+static void check_bounds(struct check_walk *w, fsblock_t blkno, const uint8_t *d, const uint8_t *lo,
+			 int lo_exact, const uint8_t *hi)
 {
 	const struct rfs_btree_ops *ops = w->t->ops;
 	unsigned n = node_nrecs(d);

@@ -321,8 +321,9 @@ int buf_read(struct rfs_cache *c, fsblock_t blkno, const struct rfs_buf_ops *ops
 	if (bp) {
 		if (bp->ops != ops) {
 			pthread_mutex_unlock(&c->lock);
-			rfs_log(RFS_LOG_WARN, "metadata block %" PRIu64 " read as %s but cached as %s",
-				blkno, ops->name, bp->ops->name);
+			rfs_log(RFS_LOG_WARN,
+				"metadata block %" PRIu64 " read as %s but cached as %s", blkno,
+				ops->name, bp->ops->name);
 			return -EUCLEAN;
 		}
 		ref_get_locked(c, bp);

@@ -33,8 +33,8 @@ static int dir_check_rec(const void *rec, size_t len, char *why, size_t whylen)
 	struct rfs_dirent d;
 
 	memcpy(&d, rec, sizeof(d));
-	if (len != sizeof(d) + d.namelen || dir_name_valid((const uint8_t *)rec + sizeof(d),
-							   d.namelen)) {
+	if (len != sizeof(d) + d.namelen ||
+	    dir_name_valid((const uint8_t *)rec + sizeof(d), d.namelen)) {
 		snprintf(why, whylen, "malformed directory entry");
 		return -EUCLEAN;
 	}

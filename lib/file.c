@@ -110,8 +110,8 @@ static int fill_hole(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, 
 	if (fs->sb.free_blocks <= reserve)
 		return -ENOSPC;
 	len = RFS_MIN(len, fs->sb.free_blocks - reserve);
-	ret = alloc_extent(fs, alloc_goal(fs, inode->ino, off), 1,
-			   RFS_MIN(len, RFS_MAX_EXTENT_LEN), &e.pblk, &e.len);
+	ret = alloc_extent(fs, alloc_goal(fs, inode->ino, off), 1, RFS_MIN(len, RFS_MAX_EXTENT_LEN),
+			   &e.pblk, &e.len);
 	if (ret)
 		return ret;
 	ret = bmap_map(fs, inode->ino, RFS_FORK_DATA, &e);
@@ -147,8 +147,8 @@ int file_plan_write(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 			ret = convert_unwritten(fs, inode->ino, &e, off,
 						RFS_MIN(end, e.off + e.len) - off, s);
 		} else {
-			ret = fill_hole(fs, inode, off, (ret == 1 ? RFS_MIN(end, e.off) : end) - off,
-					0, s);
+			ret = fill_hole(fs, inode, off,
+					(ret == 1 ? RFS_MIN(end, e.off) : end) - off, 0, s);
 		}
 		if (ret)
 			break;
@@ -215,8 +215,7 @@ int file_prealloc(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, ext
 	return ret;
 }
 
-int file_zero_partial(struct rfs_fs *fs, const struct rfs_inode *inode, uint64_t from,
-		      uint64_t to)
+int file_zero_partial(struct rfs_fs *fs, const struct rfs_inode *inode, uint64_t from, uint64_t to)
 {
 	uint32_t bsize = fs->sb.bsize;
 	fileoff_t blk = from >> fs->sb.block_log;

@@ -75,8 +75,7 @@ int file_prealloc(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, ext
 /* Writes zeros to bytes [FROM, TO) of INODE's data, which must lie within
  * one block; holes and unwritten blocks are left alone (they read as
  * zeros already). */
-int file_zero_partial(struct rfs_fs *fs, const struct rfs_inode *inode, uint64_t from,
-		      uint64_t to);
+int file_zero_partial(struct rfs_fs *fs, const struct rfs_inode *inode, uint64_t from, uint64_t to);
 
 /* SEEK_DATA / SEEK_HOLE from byte POS in a file of SIZE bytes: -ENXIO at
  * or past EOF, else the offset (holes end at SIZE). */

@@ -33,9 +33,9 @@ typedef uint64_t rfs_tid_t; /* transaction id */
 
 #define RFS_FORMAT_VERSION 1
 
-#define RFS_MIN_BLOCK_LOG	10 /* 1 KiB */
-#define RFS_MAX_BLOCK_LOG	16 /* 64 KiB */
-#define RFS_DEFAULT_BLOCK_LOG	12 /* 4 KiB */
+#define RFS_MIN_BLOCK_LOG     10 /* 1 KiB */
+#define RFS_MAX_BLOCK_LOG     16 /* 64 KiB */
+#define RFS_DEFAULT_BLOCK_LOG 12 /* 4 KiB */
 
 /* ------------------------------------------------------------------ */
 /* Block header: the first 40 bytes of every metadata block.           */
@@ -110,46 +110,46 @@ enum rfs_sb_state {
 #define RFS_FEAT_RO_COMPAT_SUPP 0ull
 #define RFS_FEAT_INCOMPAT_SUPP	0ull
 
-#define RFS_LABEL_MAX 64
+#define RFS_LABEL_MAX  64
 #define RFS_NR_BACKUPS 2
 
 struct rfs_super {
-	struct rfs_blkhdr hdr;	     /*   0 */
-	rfs_le64_t magic;	     /*  40 RFS_SB_MAGIC */
-	rfs_le32_t version;	     /*  48 RFS_FORMAT_VERSION */
-	rfs_le32_t block_log;	     /*  52 log2(block size) */
-	rfs_le64_t block_count;	     /*  56 blocks in the filesystem */
-	uint8_t uuid[16];	     /*  64 */
-	char label[RFS_LABEL_MAX];   /*  80 NUL-padded */
-	rfs_le64_t feat_compat;	     /* 144 */
-	rfs_le64_t feat_ro_compat;   /* 152 */
-	rfs_le64_t feat_incompat;    /* 160 */
-	rfs_le32_t state;	     /* 168 enum rfs_sb_state bits */
-	rfs_le32_t mount_count;	     /* 172 */
-	rfs_le64_t journal_start;    /* 176 first block of the log region */
-	rfs_le64_t journal_blocks;   /* 184 length of the log region */
-	rfs_le64_t backup[RFS_NR_BACKUPS]; /* 192 backup superblock locations */
-	rfs_le64_t freelist_blkno;   /* 208 the RFS_BLK_FREELIST block */
+	struct rfs_blkhdr hdr;		     /*   0 */
+	rfs_le64_t magic;		     /*  40 RFS_SB_MAGIC */
+	rfs_le32_t version;		     /*  48 RFS_FORMAT_VERSION */
+	rfs_le32_t block_log;		     /*  52 log2(block size) */
+	rfs_le64_t block_count;		     /*  56 blocks in the filesystem */
+	uint8_t uuid[16];		     /*  64 */
+	char label[RFS_LABEL_MAX];	     /*  80 NUL-padded */
+	rfs_le64_t feat_compat;		     /* 144 */
+	rfs_le64_t feat_ro_compat;	     /* 152 */
+	rfs_le64_t feat_incompat;	     /* 160 */
+	rfs_le32_t state;		     /* 168 enum rfs_sb_state bits */
+	rfs_le32_t mount_count;		     /* 172 */
+	rfs_le64_t journal_start;	     /* 176 first block of the log region */
+	rfs_le64_t journal_blocks;	     /* 184 length of the log region */
+	rfs_le64_t backup[RFS_NR_BACKUPS];   /* 192 backup superblock locations */
+	rfs_le64_t freelist_blkno;	     /* 208 the RFS_BLK_FREELIST block */
 	struct rfs_root roots[RFS_TREE_MAX]; /* 216 indexed by enum rfs_tree_type */
-	rfs_le64_t free_blocks;	     /* 344 blocks in the free-space trees */
-	rfs_le64_t inode_count;	     /* 352 live inodes */
-	rfs_le64_t next_ino;	     /* 360 next inode number to hand out */
-	rfs_le64_t next_generation;  /* 368 next inode generation */
-	rfs_le64_t root_ino;	     /* 376 */
-	rfs_le64_t lost_found_ino;   /* 384 */
-	rfs_le64_t last_tid;	     /* 392 last committed transaction */
-	rfs_le64_t mkfs_time;	     /* 400 seconds since the epoch */
-	rfs_le64_t mount_time;	     /* 408 */
-	rfs_le64_t write_time;	     /* 416 */
-	rfs_le64_t hash_seed;	     /* 424 directory name hash seed */
-	rfs_le32_t err_count;	     /* 432 errors recorded since mkfs or fsck */
-	rfs_le32_t err_first_code;   /* 436 errno of the first error */
-	rfs_le64_t err_first_time;   /* 440 */
-	rfs_le64_t err_last_time;    /* 448 */
-	rfs_le32_t err_last_code;    /* 456 */
-	rfs_le32_t pad0;	     /* 460 */
-	uint8_t reserved[96];	     /* 464 zero */
-};				     /* 560 */
+	rfs_le64_t free_blocks;		     /* 344 blocks in the free-space trees */
+	rfs_le64_t inode_count;		     /* 352 live inodes */
+	rfs_le64_t next_ino;		     /* 360 next inode number to hand out */
+	rfs_le64_t next_generation;	     /* 368 next inode generation */
+	rfs_le64_t root_ino;		     /* 376 */
+	rfs_le64_t lost_found_ino;	     /* 384 */
+	rfs_le64_t last_tid;		     /* 392 last committed transaction */
+	rfs_le64_t mkfs_time;		     /* 400 seconds since the epoch */
+	rfs_le64_t mount_time;		     /* 408 */
+	rfs_le64_t write_time;		     /* 416 */
+	rfs_le64_t hash_seed;		     /* 424 directory name hash seed */
+	rfs_le32_t err_count;		     /* 432 errors recorded since mkfs or fsck */
+	rfs_le32_t err_first_code;	     /* 436 errno of the first error */
+	rfs_le64_t err_first_time;	     /* 440 */
+	rfs_le64_t err_last_time;	     /* 448 */
+	rfs_le32_t err_last_code;	     /* 456 */
+	rfs_le32_t pad0;		     /* 460 */
+	uint8_t reserved[96];		     /* 464 zero */
+};					     /* 560 */
 _Static_assert(sizeof(struct rfs_super) == 560, "super size");
 _Static_assert(offsetof(struct rfs_super, magic) == 40, "super magic");
 _Static_assert(offsetof(struct rfs_super, block_count) == 56, "super block_count");
@@ -256,27 +256,27 @@ struct rfs_timestamp {
 };
 _Static_assert(sizeof(struct rfs_timestamp) == 16, "timestamp");
 
-struct rfs_dinode { /* RFS_TREE_INODE record: key = ino */
-	rfs_le64_t ino;		 /*   0 key */
-	rfs_le32_t mode;	 /*   8 S_IFMT | permission bits */
-	rfs_le32_t uid;		 /*  12 */
-	rfs_le32_t gid;		 /*  16 */
-	rfs_le32_t nlink;	 /*  20 */
-	rfs_le64_t size;	 /*  24 bytes */
-	rfs_le64_t nblocks;	 /*  32 blocks mapped by the forks */
+struct rfs_dinode {		    /* RFS_TREE_INODE record: key = ino */
+	rfs_le64_t ino;		    /*   0 key */
+	rfs_le32_t mode;	    /*   8 S_IFMT | permission bits */
+	rfs_le32_t uid;		    /*  12 */
+	rfs_le32_t gid;		    /*  16 */
+	rfs_le32_t nlink;	    /*  20 */
+	rfs_le64_t size;	    /*  24 bytes */
+	rfs_le64_t nblocks;	    /*  32 blocks mapped by the forks */
 	struct rfs_timestamp atime; /* 40 */
 	struct rfs_timestamp mtime; /* 56 */
 	struct rfs_timestamp ctime; /* 72 */
 	struct rfs_timestamp btime; /* 88 creation */
-	rfs_le64_t flags;	 /* 104 enum rfs_inode_flags */
-	rfs_le64_t generation;	 /* 112 */
-	rfs_le64_t tid;		 /* 120 transaction that last changed it */
-	rfs_le64_t parent;	 /* 128 directories: the parent directory */
-	rfs_le64_t rdev;	 /* 136 device nodes */
-	rfs_le16_t inline_type;	 /* 144 enum rfs_inline_type */
-	rfs_le16_t inline_len;	 /* 146 bytes of inline data after the record */
-	rfs_le32_t pad;		 /* 148 */
-	uint8_t inline_data[];	 /* 152 */
+	rfs_le64_t flags;	    /* 104 enum rfs_inode_flags */
+	rfs_le64_t generation;	    /* 112 */
+	rfs_le64_t tid;		    /* 120 transaction that last changed it */
+	rfs_le64_t parent;	    /* 128 directories: the parent directory */
+	rfs_le64_t rdev;	    /* 136 device nodes */
+	rfs_le16_t inline_type;	    /* 144 enum rfs_inline_type */
+	rfs_le16_t inline_len;	    /* 146 bytes of inline data after the record */
+	rfs_le32_t pad;		    /* 148 */
+	uint8_t inline_data[];	    /* 152 */
 };
 _Static_assert(sizeof(struct rfs_dinode) == 152, "dinode size");
 _Static_assert(offsetof(struct rfs_dinode, atime) == 40, "dinode atime");
@@ -299,7 +299,7 @@ struct rfs_dirent_key {
 };
 _Static_assert(sizeof(struct rfs_dirent_key) == 16, "dirent key");
 
-struct rfs_dirent { /* RFS_TREE_DIR record */
+struct rfs_dirent {		   /* RFS_TREE_DIR record */
 	struct rfs_dirent_key key; /*  0 */
 	rfs_le64_t ino;		   /* 16 */
 	uint8_t ftype;		   /* 24 DT_* value */
@@ -324,12 +324,12 @@ enum rfs_bmap_flags {
 /* RFS_TREE_BMAP record. key = (ino, fork << 56 | file offset in blocks).
  * One global tree: a small file's extents cost 40 bytes in a shared leaf. */
 struct rfs_bmap_rec {
-	rfs_le64_t ino;	   /*  0 key */
-	rfs_le64_t fkey;   /*  8 key: fork << 56 | file offset (blocks) */
-	rfs_le64_t pblk;   /* 16 first physical block */
-	rfs_le32_t len;	   /* 24 blocks, >= 1 */
-	rfs_le32_t flags;  /* 28 enum rfs_bmap_flags */
-	rfs_le64_t tid;	   /* 32 transaction that last changed the mapping */
+	rfs_le64_t ino;	  /*  0 key */
+	rfs_le64_t fkey;  /*  8 key: fork << 56 | file offset (blocks) */
+	rfs_le64_t pblk;  /* 16 first physical block */
+	rfs_le32_t len;	  /* 24 blocks, >= 1 */
+	rfs_le32_t flags; /* 28 enum rfs_bmap_flags */
+	rfs_le64_t tid;	  /* 32 transaction that last changed the mapping */
 };
 _Static_assert(sizeof(struct rfs_bmap_rec) == 40, "bmap rec size");
 
@@ -399,9 +399,9 @@ struct rfs_jtag {
 _Static_assert(sizeof(struct rfs_jtag) == 16, "jtag size");
 
 struct rfs_jdesc {
-	struct rfs_blkhdr hdr; /*  0 type RFS_BLK_JDESC */
-	rfs_le32_t ntags;      /* 40 blocks that follow this descriptor */
-	rfs_le32_t pad;	       /* 44 */
+	struct rfs_blkhdr hdr;	/*  0 type RFS_BLK_JDESC */
+	rfs_le32_t ntags;	/* 40 blocks that follow this descriptor */
+	rfs_le32_t pad;		/* 44 */
 	struct rfs_jtag tags[]; /* 48 */
 };
 _Static_assert(sizeof(struct rfs_jdesc) == 48, "jdesc header size");

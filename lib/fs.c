@@ -138,9 +138,10 @@ static int fs_recover(struct rfs_dev **dev, unsigned flags, struct rfs_sb_info *
 	snprintf(sum->stop, sizeof(sum->stop), "%s", info.stop);
 	if (!info.needed)
 		return 0;
-	rfs_log(RFS_LOG_INFO, "journal recovery: %" PRIu64 " transactions replayed (%" PRIu64
-		" blocks written, %" PRIu64 " revoked); %s", info.transactions,
-		info.blocks_written, info.blocks_revoked, info.stop);
+	rfs_log(RFS_LOG_INFO,
+		"journal recovery: %" PRIu64 " transactions replayed (%" PRIu64
+		" blocks written, %" PRIu64 " revoked); %s",
+		info.transactions, info.blocks_written, info.blocks_revoked, info.stop);
 	/* Replay may have rewritten the superblock. */
 	return sb_read_primary(target, sb, why, whylen);
 }
@@ -161,8 +162,8 @@ static int fs_mark_mounted(struct rfs_fs *fs)
 	return ret ? ret : journal_commit(fs);
 }
 
-int fs_open(struct rfs_dev *dev, unsigned flags, size_t cache_bytes, struct rfs_fs **out,
-	    char *why, size_t whylen)
+int fs_open(struct rfs_dev *dev, unsigned flags, size_t cache_bytes, struct rfs_fs **out, char *why,
+	    size_t whylen)
 {
 	struct rfs_recovery_summary sum = {0};
 	struct rfs_sb_info sb;

@@ -45,7 +45,7 @@ struct rfs_fs {
 	struct rfs_sb_info sb;
 	struct rfs_buf *sb_bp; /* block 0, referenced while open */
 	struct rfs_btree bno, cnt, inodes, dirs, bmap, xattrs;
-	uint32_t fl_capacity;  /* entries the free list block holds */
+	uint32_t fl_capacity;	     /* entries the free list block holds */
 	struct rfs_journal *journal; /* NULL: no journal (mkfs, read-only, fsck) */
 	struct rfs_recovery_summary recovery;
 	struct rfs_busy_set busy;
@@ -65,8 +65,8 @@ enum rfs_fs_flags {
  * replays the journal (read-only: into memory, the image is not written),
  * then attaches a journal unless read-only or RFS_FS_NOJOURNAL. WHY
  * receives a message for the user on failure. */
-int fs_open(struct rfs_dev *dev, unsigned flags, size_t cache_bytes, struct rfs_fs **out,
-	    char *why, size_t whylen);
+int fs_open(struct rfs_dev *dev, unsigned flags, size_t cache_bytes, struct rfs_fs **out, char *why,
+	    size_t whylen);
 /* Opens with an already decoded superblock SB (fsck: from a backup when
  * the primary is damaged; the filesystem is then read-only). */
 int fs_open_with_sb(struct rfs_dev *dev, unsigned flags, size_t cache_bytes,

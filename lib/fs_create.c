@@ -53,8 +53,8 @@ int fs_geometry(const struct rfs_mkfs_opts *opts, uint64_t dev_size, struct rfs_
 	}
 	n = opts->block_count ? opts->block_count : dev_size >> log;
 	if (n > (dev_size >> log)) {
-		snprintf(why, whylen, "%" PRIu64 " blocks do not fit on the device (%" PRIu64 ")", n,
-			 dev_size >> log);
+		snprintf(why, whylen, "%" PRIu64 " blocks do not fit on the device (%" PRIu64 ")",
+			 n, dev_size >> log);
 		return -EINVAL;
 	}
 	if (n < RFS_MIN_BLOCKS || n > MAX_BLOCKS) {
@@ -66,8 +66,10 @@ int fs_geometry(const struct rfs_mkfs_opts *opts, uint64_t dev_size, struct rfs_
 	}
 	j = opts->journal_bytes ? opts->journal_bytes >> log : default_journal_blocks(n, log);
 	if (j < 64 || j > n / 4 || j > UINT32_MAX) {
-		snprintf(why, whylen, "journal of %" PRIu64 " blocks: must be 64 blocks to a quarter "
-			 "of the filesystem (%" PRIu64 " blocks)", j, n / 4);
+		snprintf(why, whylen,
+			 "journal of %" PRIu64 " blocks: must be 64 blocks to a quarter "
+			 "of the filesystem (%" PRIu64 " blocks)",
+			 j, n / 4);
 		return -EINVAL;
 	}
 	sb->block_log = log;

@@ -22,9 +22,9 @@
 #define RFS_MIN_BLOCKS 512
 
 struct rfs_mkfs_opts {
-	uint32_t block_log;	 /* 0 = default */
-	uint64_t block_count;	 /* 0 = the whole device */
-	uint64_t journal_bytes;	 /* 0 = default: 1/64 of the fs, 4 MiB..1 GiB */
+	uint32_t block_log;	/* 0 = default */
+	uint64_t block_count;	/* 0 = the whole device */
+	uint64_t journal_bytes; /* 0 = default: 1/64 of the fs, 4 MiB..1 GiB */
 	int have_uuid;
 	uint8_t uuid[16];
 	char label[RFS_LABEL_MAX + 1];

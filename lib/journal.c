@@ -153,8 +153,8 @@ int journal_sb_read(struct rfs_fs *fs, int *empty, char *why, size_t whylen)
 
 	ret = buf_read(fs->cache, fs->sb.journal_start, &rfs_journal_sb_buf_ops, &bp);
 	if (ret) {
-		snprintf(why, whylen, "%s", ret == -EBADMSG ? "checksum mismatch"
-							     : "bad header or contents");
+		snprintf(why, whylen, "%s",
+			 ret == -EBADMSG ? "checksum mismatch" : "bad header or contents");
 		return ret;
 	}
 	j = (const struct rfs_journal_sb *)bp->data;
@@ -297,7 +297,7 @@ static void hook_forget(void *arg, fsblock_t blkno)
 /* What a commit writes, taken at capture. */
 struct commit_set {
 	struct rfs_txn *txn;
-	uint8_t **copies;   /* frozen block images, in txn->bufs order */
+	uint8_t **copies; /* frozen block images, in txn->bufs order */
 	fsblock_t *homes;
 	size_t n;
 	fsblock_t *revokes; /* after dropping blocks logged in this transaction */
@@ -399,7 +399,8 @@ static int log_write(struct rfs_journal *j, uint32_t *pos, const uint8_t *data, 
 	const struct rfs_sb_info *sb = &j->fs->sb;
 	uint8_t le[4] = {(uint8_t)block_crc, (uint8_t)(block_crc >> 8), (uint8_t)(block_crc >> 16),
 			 (uint8_t)(block_crc >> 24)};
-	int ret = dev_pwrite(j->fs->dev, data, j->bsize, (sb->journal_start + *pos) << sb->block_log);
+	int ret =
+		dev_pwrite(j->fs->dev, data, j->bsize, (sb->journal_start + *pos) << sb->block_log);
 
 	*chain_crc = rfs_crc32(*chain_crc, le, sizeof(le));
 	*pos = ring_advance(j, *pos, 1);

@@ -134,7 +134,8 @@ static int ctrl_read(struct jlog *l, uint32_t pos, rfs_tid_t tid, uint16_t *type
 
 	if (ret)
 		return ret;
-	if (le32_get(h->magic) != RFS_JRNL_MAGIC || rfs_block_check_crc(l->seed, l->blk, l->bsize) ||
+	if (le32_get(h->magic) != RFS_JRNL_MAGIC ||
+	    rfs_block_check_crc(l->seed, l->blk, l->bsize) ||
 	    le64_get(h->blkno) != l->sb->journal_start + pos || le64_get(h->tid) != tid)
 		return -ENOENT;
 	*type = le16_get(h->type);
@@ -320,8 +321,8 @@ static int run_pass(struct jlog *l, enum pass pass, const struct rfs_journal_sb 
 	}
 	if (pass == PASS_SCAN && ret == -ENOENT) {
 		w->end_tid = w->tid;
-		snprintf(w->info->stop, sizeof(w->info->stop), "log ends at transaction %" PRIu64
-			 " (block %u): %s", w->tid, w->pos, why);
+		snprintf(w->info->stop, sizeof(w->info->stop),
+			 "log ends at transaction %" PRIu64 " (block %u): %s", w->tid, w->pos, why);
 		return 0;
 	}
 	if (pass != PASS_SCAN && ret == -ENOENT)
@@ -336,7 +337,8 @@ static int jsb_load(struct jlog *l, struct rfs_journal_sb *jsb)
 	if (ret)
 		return ret;
 	memcpy(jsb, l->blk, sizeof(*jsb));
-	if (le32_get(jsb->hdr.magic) != RFS_BLK_MAGIC || rfs_block_check_crc(l->seed, l->blk, l->bsize) ||
+	if (le32_get(jsb->hdr.magic) != RFS_BLK_MAGIC ||
+	    rfs_block_check_crc(l->seed, l->blk, l->bsize) ||
 	    le16_get(jsb->hdr.type) != RFS_BLK_JOURNAL_SB ||
 	    le64_get(jsb->hdr.blkno) != l->sb->journal_start ||
 	    le32_get(jsb->blocks) != l->nblocks || le32_get(jsb->first) < 1 ||

@@ -180,8 +180,7 @@ const struct rfs_buf_ops rfs_super_buf_ops = {
 	.verify = sb_verify,
 };
 
-int sb_read_at(struct rfs_dev *dev, uint64_t off, struct rfs_sb_info *sb, char *why,
-	       size_t whylen)
+int sb_read_at(struct rfs_dev *dev, uint64_t off, struct rfs_sb_info *sb, char *why, size_t whylen)
 {
 	uint8_t head[sizeof(struct rfs_super)];
 	const struct rfs_super *d = (const void *)head;
@@ -211,7 +210,8 @@ int sb_read_at(struct rfs_dev *dev, uint64_t off, struct rfs_sb_info *sb, char *
 		ret = -EBADMSG;
 	}
 	if (!ret && le64_get(((struct rfs_blkhdr *)block)->blkno) != off / bsize)
-		ret = BAD("header names block %" PRIu64, le64_get(((struct rfs_blkhdr *)block)->blkno));
+		ret = BAD("header names block %" PRIu64,
+			  le64_get(((struct rfs_blkhdr *)block)->blkno));
 	if (!ret && le16_get(((struct rfs_blkhdr *)block)->type) != RFS_BLK_SUPER)
 		ret = BAD("wrong block type");
 	if (!ret)

@@ -47,15 +47,15 @@ extern const struct rfs_buf_ops rfs_super_buf_ops;
  * type and blkno are set; the crc is left to the writer). */
 void sb_encode(const struct rfs_sb_info *sb, void *block, fsblock_t blkno);
 /* Decodes and range-checks a superblock image (crc not checked here).
- * DEV_SIZE is the device size in bytes, or 0 to skip that check. -EUCLEAN with WHY on any inconsistency. */
+ * DEV_SIZE is the device size in bytes, or 0 to skip that check. -EUCLEAN with WHY on any
+ * inconsistency. */
 int sb_decode(const void *block, uint64_t dev_size, struct rfs_sb_info *sb, char *why,
 	      size_t whylen);
 
 /* Reads, checksums and decodes the superblock copy at byte offset OFF.
  * -EBADMSG on a crc mismatch, -EUCLEAN on bad contents, -ENOENT when there
  * is no reflinkfs magic at all. */
-int sb_read_at(struct rfs_dev *dev, uint64_t off, struct rfs_sb_info *sb, char *why,
-	       size_t whylen);
+int sb_read_at(struct rfs_dev *dev, uint64_t off, struct rfs_sb_info *sb, char *why, size_t whylen);
 /* Reads the primary; WHY says what was wrong if it fails. */
 int sb_read_primary(struct rfs_dev *dev, struct rfs_sb_info *sb, char *why, size_t whylen);
 /* Looks for a valid backup copy when the primary is unusable: tries every

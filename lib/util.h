@@ -52,8 +52,7 @@ void rfs_put_le64(void *p, uint64_t v);
  * redirect it (syslog) with rfs_log_set_sink(). */
 enum rfs_log_level { RFS_LOG_ERR, RFS_LOG_WARN, RFS_LOG_INFO, RFS_LOG_DEBUG };
 
-void rfs_log(enum rfs_log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void rfs_log(enum rfs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rfs_log_set_level(enum rfs_log_level max);
 void rfs_log_set_sink(void (*sink)(enum rfs_log_level, const char *msg));
 

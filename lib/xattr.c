@@ -103,8 +103,8 @@ static uint32_t nr_chunks(size_t nlen, size_t vlen)
  * Finds NAME among INO's attributes. Returns 0 with *COOKIE and *VLEN set,
  * or -ENODATA with *FREE_SEQ the lowest unused sequence for its hash.
  */
-static int find(struct rfs_fs *fs, rfs_ino_t ino, const char *name, size_t nlen,
-		uint64_t *cookie, size_t *vlen, uint32_t *free_seq)
+static int find(struct rfs_fs *fs, rfs_ino_t ino, const char *name, size_t nlen, uint64_t *cookie,
+		size_t *vlen, uint32_t *free_seq)
 {
 	uint64_t hash = dir_name_hash(fs->sb.hash_seed, name, nlen);
 	uint32_t seq = 0;
@@ -210,8 +210,7 @@ static int delete_chunks(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, uint
 }
 
 /* Deletes the records of the attribute at COOKIE. */
-static int delete_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, size_t vlen,
-			size_t nlen)
+static int delete_value(struct rfs_fs *fs, rfs_ino_t ino, uint64_t cookie, size_t vlen, size_t nlen)
 {
 	return delete_chunks(fs, ino, cookie, nr_chunks(nlen, vlen));
 }

@@ -36,10 +36,13 @@ static void usage(FILE *f)
 		"Usage: %s [options] TARGET\n"
 		"Make a reflinkfs filesystem on TARGET, an image file or a block device.\n"
 		"\n"
-		"  -s, --size SIZE          filesystem size; creates TARGET (sparse) if it does not\n"
+		"  -s, --size SIZE          filesystem size; creates TARGET (sparse) if it does "
+		"not\n"
 		"                           exist and resizes an image file to SIZE\n"
-		"  -b, --block-size SIZE    block size, 1024 to 65536, a power of two (default 4096)\n"
-		"  -J, --journal-size SIZE  log size (default: 1/64 of the filesystem, 4 MiB..1 GiB)\n"
+		"  -b, --block-size SIZE    block size, 1024 to 65536, a power of two (default "
+		"4096)\n"
+		"  -J, --journal-size SIZE  log size (default: 1/64 of the filesystem, 4 MiB..1 "
+		"GiB)\n"
 		"  -L, --label LABEL        volume label, at most 64 bytes\n"
 		"  -U, --uuid UUID          use this UUID instead of a random one\n"
 		"  -f, --force              overwrite an existing reflinkfs filesystem\n"
@@ -186,8 +189,8 @@ static int open_target(struct mkfs_args *a, struct rfs_dev **dev)
 		ret = dev_resize(*dev, a->size);
 		if (ret) {
 			dev_close(*dev);
-			return fail("cannot resize %s to %" PRIu64 " bytes: %s", a->target,
-				    a->size, strerror(-ret));
+			return fail("cannot resize %s to %" PRIu64 " bytes: %s", a->target, a->size,
+				    strerror(-ret));
 		}
 	}
 	return 0;
@@ -220,8 +223,8 @@ int main(int argc, char **argv)
 	if (open_target(&a, &dev))
 		return EXIT_MKFS_FAIL;
 	if (a.size && a.size < dev->size)
-		a.opts.block_count = a.size >> (a.opts.block_log ? a.opts.block_log
-								  : RFS_DEFAULT_BLOCK_LOG);
+		a.opts.block_count =
+			a.size >> (a.opts.block_log ? a.opts.block_log : RFS_DEFAULT_BLOCK_LOG);
 	ret = fs_create(dev, &a.opts, &sb, why, sizeof(why));
 	dev_close(dev);
 	if (ret) {

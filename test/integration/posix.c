@@ -57,22 +57,23 @@ static int writeback = 1;
 
 /* --- helpers ---------------------------------------------------------------- */
 
-#define SYS(expr)                                                                       \
-	({                                                                              \
-		errno = 0;                                                              \
-		long _r = (long)(expr);                                                 \
-		ck_assert_msg(_r != -1, "%s: %s", #expr, strerror(errno));              \
-		_r;                                                                     \
+#define SYS(expr)                                                                                  \
+	({                                                                                         \
+		errno = 0;                                                                         \
+		long _r = (long)(expr);                                                            \
+		ck_assert_msg(_r != -1, "%s: %s", #expr, strerror(errno));                         \
+		_r;                                                                                \
 	})
 
 /* EXPR must fail with errno E. */
-#define FAILS(e, expr)                                                                  \
-	do {                                                                            \
-		errno = 0;                                                              \
-		long _r = (long)(expr);                                                 \
-		int _e = errno;                                                         \
-		ck_assert_msg(_r == -1 && _e == (e), "%s: expected %s, got %ld (%s)", #expr, \
-			      strerrorname_np(e), _r, _r == -1 ? strerrorname_np(_e) : "no error"); \
+#define FAILS(e, expr)                                                                             \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		long _r = (long)(expr);                                                            \
+		int _e = errno;                                                                    \
+		ck_assert_msg(_r == -1 && _e == (e), "%s: expected %s, got %ld (%s)", #expr,       \
+			      strerrorname_np(e), _r,                                              \
+			      _r == -1 ? strerrorname_np(_e) : "no error");                        \
 	} while (0)
 
 static void fill(uint8_t *buf, size_t len, uint64_t seed)
@@ -194,24 +195,24 @@ static int as_user(uid_t uid, gid_t gid, int (*fn)(void *), void *arg)
 }
 
 /* Checks inside a child (no Check there): report and fail with the line. */
-#define CHK(cond)                                                                       \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "%s:%d: child check failed: %s (errno %s)\n", __FILE__, \
-				__LINE__, #cond, strerrorname_np(errno));               \
-			return __LINE__;                                                \
-		}                                                                       \
+#define CHK(cond)                                                                                  \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: child check failed: %s (errno %s)\n", __FILE__,    \
+				__LINE__, #cond, strerrorname_np(errno));                          \
+			return __LINE__;                                                           \
+		}                                                                                  \
 	} while (0)
-#define CHK_FAILS(e, expr)                                                              \
-	do {                                                                            \
-		errno = 0;                                                              \
-		long _r = (long)(expr);                                                 \
-		if (_r != -1 || errno != (e)) {                                         \
-			fprintf(stderr, "%s:%d: %s: expected %s, got %ld (%s)\n", __FILE__, \
-				__LINE__, #expr, strerrorname_np(e), _r,               \
-				_r == -1 ? strerrorname_np(errno) : "no error");       \
-			return __LINE__;                                                \
-		}                                                                       \
+#define CHK_FAILS(e, expr)                                                                         \
+	do {                                                                                       \
+		errno = 0;                                                                         \
+		long _r = (long)(expr);                                                            \
+		if (_r != -1 || errno != (e)) {                                                    \
+			fprintf(stderr, "%s:%d: %s: expected %s, got %ld (%s)\n", __FILE__,        \
+				__LINE__, #expr, strerrorname_np(e), _r,                           \
+				_r == -1 ? strerrorname_np(errno) : "no error");                   \
+			return __LINE__;                                                           \
+		}                                                                                  \
 	} while (0)
 
 static char testdir[PATH_MAX];
@@ -852,7 +853,10 @@ START_TEST(t_symlink)
 	/* following: relative, dangling, loops, O_NOFOLLOW */
 	write_file("f", "abc", 3, 0644);
 	SYS(symlink("f", "l"));
-	ck_assert_int_eq(st_of("f").st_ino, ({ SYS(stat("l", &st)); st.st_ino; }));
+	ck_assert_int_eq(st_of("f").st_ino, ({
+				 SYS(stat("l", &st));
+				 st.st_ino;
+			 }));
 	SYS(symlink("missing", "dangling"));
 	FAILS(ENOENT, stat("dangling", &st));
 	fd = (int)SYS(open("dangling", O_CREAT | O_WRONLY, 0644)); /* creates the target */
@@ -920,8 +924,8 @@ START_TEST(t_mknod)
 	SYS(connect(c, (struct sockaddr *)&sa, sizeof(sa)));
 	SYS(close(c));
 	SYS(close(s));
-	FAILS(EADDRINUSE, bind((int)SYS(socket(AF_UNIX, SOCK_STREAM, 0)), (struct sockaddr *)&sa,
-			       sizeof(sa)));
+	FAILS(EADDRINUSE,
+	      bind((int)SYS(socket(AF_UNIX, SOCK_STREAM, 0)), (struct sockaddr *)&sa, sizeof(sa)));
 
 	/* special files are removed as files */
 	SYS(unlink("fifo"));
@@ -979,8 +983,8 @@ START_TEST(t_rename)
 	FAILS(ENOENT, rename("nope", "x"));
 	FAILS(ENOENT, rename("h", "nope/x"));
 	FAILS(ENOTDIR, rename("h", "h/x"));
-	FAILS(ENOTDIR, rename("p2/d", "h"));   /* a directory over a file */
-	FAILS(EISDIR, rename("h", "p2/d"));    /* a file over a directory */
+	FAILS(ENOTDIR, rename("p2/d", "h")); /* a directory over a file */
+	FAILS(EISDIR, rename("h", "p2/d"));  /* a file over a directory */
 	SYS(mkdir("full", 0755));
 	touch("full/x");
 	SYS(mkdir("empty", 0755));
@@ -1288,8 +1292,8 @@ START_TEST(t_readdir)
 			seen[i]++;
 	for (i = 0; i < NFILES; i++)
 		if (i % 4)
-			ck_assert_msg(seen[i] == after_pos[i], "f%d after seekdir: %d, before %d", i,
-				      seen[i], after_pos[i]);
+			ck_assert_msg(seen[i] == after_pos[i], "f%d after seekdir: %d, before %d",
+				      i, seen[i], after_pos[i]);
 	/* rewinddir: the new entries are all there */
 	rewinddir(d);
 	memset(seen_new, 0, sizeof(seen_new));
@@ -1391,8 +1395,6 @@ START_TEST(t_large_io)
 }
 END_TEST
 
-
-
 /* ctime moves whenever the inode changes: link count included */
 static struct timespec ctime_of(const char *path)
 {
@@ -1404,13 +1406,13 @@ static int ts_after(struct timespec a, struct timespec b)
 	return a.tv_sec > b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec > b.tv_nsec);
 }
 
-#define CTIME_MOVES(path, op)                                                           \
-	do {                                                                            \
-		struct timespec _before = ctime_of(path);                               \
-		usleep(20000);                                                          \
-		op;                                                                     \
-		ck_assert_msg(ts_after(ctime_of(path), _before), "ctime of %s after %s", path, \
-			      #op);                                                     \
+#define CTIME_MOVES(path, op)                                                                      \
+	do {                                                                                       \
+		struct timespec _before = ctime_of(path);                                          \
+		usleep(20000);                                                                     \
+		op;                                                                                \
+		ck_assert_msg(ts_after(ctime_of(path), _before), "ctime of %s after %s", path,     \
+			      #op);                                                                \
 	} while (0)
 
 START_TEST(t_ctime)
@@ -1441,7 +1443,6 @@ START_TEST(t_ctime)
 	SYS(close(fd));
 }
 END_TEST
-
 
 /* The times the kernel showed while the file was cached are the ones
  * stored: with write-back caching the kernel keeps mtime from the write
@@ -1538,7 +1539,10 @@ START_TEST(t_random_ops)
 	for (op = 0; op < nops; op++) {
 		size_t off = rnd(cap - (1 << 18)), len = 1 + rnd(rnd(4) ? 9000 : 1 << 18);
 		switch (rnd(10)) {
-		case 0: case 1: case 2: case 3: /* write */
+		case 0:
+		case 1:
+		case 2:
+		case 3: /* write */
 			fill(data, len, (uint64_t)op);
 			pwrite_all(fd, data, len, (off_t)off);
 			memcpy(model + off, data, len);
@@ -1559,8 +1563,9 @@ START_TEST(t_random_ops)
 				memset(model + off, 0, (off + len < size ? off + len : size) - off);
 			break;
 		case 6: /* zero range, maybe growing */
-			SYS(fallocate(fd, rnd(2) ? FALLOC_FL_ZERO_RANGE
-					      : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+			SYS(fallocate(fd,
+				      rnd(2) ? FALLOC_FL_ZERO_RANGE
+					     : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
 				      (off_t)off, (off_t)len));
 			if (off < size)
 				memset(model + off, 0, (off + len < size ? off + len : size) - off);
@@ -1571,7 +1576,8 @@ START_TEST(t_random_ops)
 			}
 			break;
 		case 7: /* preallocate */
-			SYS(fallocate(fd, rnd(2) ? 0 : FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len));
+			SYS(fallocate(fd, rnd(2) ? 0 : FALLOC_FL_KEEP_SIZE, (off_t)off,
+				      (off_t)len));
 			{
 				struct stat st;
 				SYS(fstat(fd, &st));
@@ -1780,18 +1786,21 @@ START_TEST(t_threads)
 	shared_fd = (int)SYS(open("big", O_CREAT | O_RDWR, 0644));
 	for (t = 0; t < NTHREADS; t++) {
 		ck_assert_int_eq(pthread_create(&th[t], NULL, thread_body, (void *)t), 0);
-		ck_assert_int_eq(pthread_create(&th[NTHREADS + t], NULL, thread_shared, (void *)t), 0);
+		ck_assert_int_eq(pthread_create(&th[NTHREADS + t], NULL, thread_shared, (void *)t),
+				 0);
 	}
 	for (t = 0; t < 2 * NTHREADS; t++) {
 		void *r;
 		pthread_join(th[t], &r);
-		ck_assert_msg(r == NULL, "thread %ld: %s failed: %s", t, (char *)r, strerror(errno));
+		ck_assert_msg(r == NULL, "thread %ld: %s failed: %s", t, (char *)r,
+			      strerror(errno));
 	}
 	SYS(fsync(shared_fd));
 	for (t = 0; t < NTHREADS; t++)
 		for (i = 0; i < 64; i++) {
 			fill(buf, sizeof(buf), (uint64_t)(t * 64 + i));
-			pread_all(shared_fd, back, sizeof(back), (off_t)((i * NTHREADS + t) * 4096));
+			pread_all(shared_fd, back, sizeof(back),
+				  (off_t)((i * NTHREADS + t) * 4096));
 			ck_assert(memcmp(buf, back, sizeof(buf)) == 0);
 		}
 	SYS(close(shared_fd));
@@ -2085,14 +2094,41 @@ static Suite *posix_suite(void)
 		const TTest *fn;
 	} tests[] = {
 #define T(x) {#x, x}
-		T(t_create_read_write), T(t_append_trunc_excl), T(t_truncate), T(t_efbig),
-		T(t_seek_data_hole), T(t_seek_while_writing), T(t_fallocate), T(t_name_limits),
-		T(t_mkdir_rmdir), T(t_unlink_open), T(t_link), T(t_emlink), T(t_symlink),
-		T(t_mknod), T(t_rename), T(t_rename_flags), T(t_attrs), T(t_chown_kills_suid),
-		T(t_statfs), T(t_readdir), T(t_readdir_stat), T(t_large_io), T(t_perm_sticky),
-		T(t_perm_write_kills_suid), T(t_perm_chown), T(t_perm_create_mode0),
-		T(t_perm_open), T(t_perm_utime), T(t_perm_setgid_dir), T(t_random_ops),
-		T(t_mmap), T(t_odirect), T(t_fsync_dir), T(t_threads), T(t_ctime),
+		T(t_create_read_write),
+		T(t_append_trunc_excl),
+		T(t_truncate),
+		T(t_efbig),
+		T(t_seek_data_hole),
+		T(t_seek_while_writing),
+		T(t_fallocate),
+		T(t_name_limits),
+		T(t_mkdir_rmdir),
+		T(t_unlink_open),
+		T(t_link),
+		T(t_emlink),
+		T(t_symlink),
+		T(t_mknod),
+		T(t_rename),
+		T(t_rename_flags),
+		T(t_attrs),
+		T(t_chown_kills_suid),
+		T(t_statfs),
+		T(t_readdir),
+		T(t_readdir_stat),
+		T(t_large_io),
+		T(t_perm_sticky),
+		T(t_perm_write_kills_suid),
+		T(t_perm_chown),
+		T(t_perm_create_mode0),
+		T(t_perm_open),
+		T(t_perm_utime),
+		T(t_perm_setgid_dir),
+		T(t_random_ops),
+		T(t_mmap),
+		T(t_odirect),
+		T(t_fsync_dir),
+		T(t_threads),
+		T(t_ctime),
 		T(t_times_stored),
 #undef T
 	};
@@ -2117,11 +2153,11 @@ static double mono(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-#define DIE(...)                                                                        \
-	do {                                                                            \
-		fprintf(stderr, __VA_ARGS__);                                           \
-		fprintf(stderr, " (%s)\n", strerror(errno));                            \
-		return 1;                                                               \
+#define DIE(...)                                                                                   \
+	do {                                                                                       \
+		fprintf(stderr, __VA_ARGS__);                                                      \
+		fprintf(stderr, " (%s)\n", strerror(errno));                                       \
+		return 1;                                                                          \
 	} while (0)
 
 /* map FILE: the data segments ("START END" per line) by SEEK_DATA/SEEK_HOLE */
@@ -2197,7 +2233,8 @@ static int cmd_bigdir(const char *dir, long n, const char *what)
 		closedir(d);
 		printf("bigdir: readdir of %ld entries in %.1f s\n", count, mono() - t);
 		if (count != n) {
-			fprintf(stderr, "bigdir: readdir found %ld entries, expected %ld\n", count, n);
+			fprintf(stderr, "bigdir: readdir found %ld entries, expected %ld\n", count,
+				n);
 			return 1;
 		}
 		if (stat(dir, &st) || st.st_nlink != 2)
@@ -2257,7 +2294,8 @@ static int cmd_frag(const char *path, long n, const char *what)
 		}
 		for (i = 0; i < n; i++) {
 			fill(buf, sizeof(buf), (uint64_t)i);
-			if (pread(fd, back, 4096, (off_t)i * 8192) != 4096 || memcmp(buf, back, 4096))
+			if (pread(fd, back, 4096, (off_t)i * 8192) != 4096 ||
+			    memcmp(buf, back, 4096))
 				DIE("block %ld differs", i);
 			if (i + 1 < n && (pread(fd, back, 4096, (off_t)i * 8192 + 4096) != 4096 ||
 					  !all_zero(back, 4096)))
@@ -2268,12 +2306,14 @@ static int cmd_frag(const char *path, long n, const char *what)
 		while ((d = lseek(fd, pos, SEEK_DATA)) >= 0) {
 			h = lseek(fd, d, SEEK_HOLE);
 			if (d != (off_t)segs * 8192 || h != d + 4096)
-				DIE("segment %ld is [%lld, %lld)", segs, (long long)d, (long long)h);
+				DIE("segment %ld is [%lld, %lld)", segs, (long long)d,
+				    (long long)h);
 			segs++;
 			pos = h;
 		}
 		close(fd);
-		printf("frag: %ld data segments by SEEK_DATA/SEEK_HOLE in %.1f s\n", segs, mono() - t);
+		printf("frag: %ld data segments by SEEK_DATA/SEEK_HOLE in %.1f s\n", segs,
+		       mono() - t);
 		return segs == n ? 0 : 1;
 	}
 	if (!strcmp(what, "free")) {
@@ -2436,7 +2476,8 @@ static int cmd_crashcheck(const char *dir, const char *logpath)
 			fd = open(name, O_RDONLY);
 			if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size != v2 ||
 			    pread(fd, back, v2, 0) != (ssize_t)v2 || memcmp(buf, back, v2)) {
-				fprintf(stderr, "crashcheck: %s (fsync'ed, %llu bytes) is not intact\n",
+				fprintf(stderr,
+					"crashcheck: %s (fsync'ed, %llu bytes) is not intact\n",
 					name, v2);
 				bad++;
 			}
@@ -2453,7 +2494,8 @@ static int cmd_crashcheck(const char *dir, const char *logpath)
 		snprintf(name, sizeof(name), "%s/append", dir);
 		fd = open(name, O_RDONLY);
 		if (fd < 0 || fstat(fd, &st) || (uint64_t)st.st_size < alen) {
-			fprintf(stderr, "crashcheck: append is shorter than its fsync'ed %llu\n", alen);
+			fprintf(stderr, "crashcheck: append is shorter than its fsync'ed %llu\n",
+				alen);
 			bad++;
 		} else {
 			for (uint64_t off = 0; off < alen; off += 65536) {
@@ -2474,7 +2516,6 @@ static int cmd_crashcheck(const char *dir, const char *logpath)
 	       files, alen, bad);
 	return bad || !files ? 1 : 0;
 }
-
 
 /* fillmeta DIR: on a disk already full of data, makes empty files, then
  * directories, symlinks (short and long), hard links and renames until
@@ -2514,7 +2555,8 @@ static int cmd_fillmeta(const char *dir)
 				break;
 			default:
 				snprintf(other, sizeof(other), "%s/file%ld", dir, i);
-				snprintf(name, sizeof(name), "%s/a-much-longer-name-than-before-%ld", dir, i);
+				snprintf(name, sizeof(name),
+					 "%s/a-much-longer-name-than-before-%ld", dir, i);
 				r = rename(other, name);
 				if (r && errno == ENOENT)
 					errno = ENOSPC; /* ran out of files to rename: fine */
@@ -2598,7 +2640,6 @@ static int cmd_symlinks(const char *dir, long n, const char *what)
 	return 0;
 }
 
-
 /* subdirs DIR: DIR gets subdirectories until mkdir fails: that must be
  * EMLINK at 65000 links (2 + 64998 subdirectories, ext4's limit without
  * dir_nlink); then they are removed */
@@ -2617,8 +2658,8 @@ static int cmd_subdirs(const char *dir)
 			break;
 	}
 	if (errno != EMLINK || n != 64998 || stat(dir, &st) || st.st_nlink != 65000) {
-		fprintf(stderr, "subdirs: %ld made, then %s; nlink %lu\n", n, strerrorname_np(errno),
-			(unsigned long)st.st_nlink);
+		fprintf(stderr, "subdirs: %ld made, then %s; nlink %lu\n", n,
+			strerrorname_np(errno), (unsigned long)st.st_nlink);
 		return 1;
 	}
 	/* other entries are not limited */

@@ -486,7 +486,7 @@ static void snap_assert_equal(const struct snap *a, const struct snap *b, const 
 	REQUIRE(a->free.n == b->free.n, "%s: %zu free extents -> %zu", what, a->free.n, b->free.n);
 	for (i = 0; i < a->free.n; i++)
 		REQUIRE(a->free.v[i].start == b->free.v[i].start &&
-			    a->free.v[i].len == b->free.v[i].len,
+				a->free.v[i].len == b->free.v[i].len,
 			"%s: free extent %zu changed", what, i);
 	REQUIRE(a->nfl == b->nfl, "%s: free list count %u -> %u", what, a->nfl, b->nfl);
 	for (i = 0; i < a->nfl; i++)

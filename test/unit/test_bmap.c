@@ -309,7 +309,7 @@ static void walk_invariants(const struct walk *w)
 	for (i = 0; i < w->n; i++) {
 		const struct wrec *x = &w->v[i], *p = i ? &w->v[i - 1] : NULL;
 		REQUIRE(x->fork <= COW && x->e.len >= 1 && x->e.len <= MAXLEN && x->e.pblk &&
-			    x->e.off + x->e.len <= MAXOFF && !(x->e.flags & ~(uint32_t)UNW),
+				x->e.off + x->e.len <= MAXOFF && !(x->e.flags & ~(uint32_t)UNW),
 			"bad record %zu: ino %" PRIu64 " fork %u %" PRIu64 "+%" PRIu64
 			" -> %" PRIu64,
 			i, x->ino, x->fork, x->e.off, x->e.len, x->e.pblk);
@@ -412,7 +412,7 @@ struct mctx {
 	struct walk w;
 	/* statistics */
 	uint64_t ops, maps, merges3, refills, overlaps, unmaps, unmap_calls, released, finds,
-	    counts, checks;
+		counts, checks;
 };
 
 static int m_mapped(const struct fmodel *f, fileoff_t o)
@@ -532,8 +532,8 @@ static void m_compare_tree(struct mctx *c, struct rfs_fs *fs)
 				f->ino, f->fork, s);
 			x = &c->w.v[i++];
 			REQUIRE(x->ino == f->ino && x->fork == f->fork && x->e.off == s &&
-				    x->e.len == e - s && x->e.pblk == f->pblk[s] &&
-				    x->e.flags == f->flags[s],
+					x->e.len == e - s && x->e.pblk == f->pblk[s] &&
+					x->e.flags == f->flags[s],
 				"record %zu: ino %" PRIu64 " fork %u %" PRIu64 "+%" PRIu64
 				" -> %" PRIu64 ", model ino %" PRIu64 " fork %u %" PRIu64
 				"+%" PRIu64 " -> %" PRIu64,
@@ -1019,9 +1019,9 @@ START_TEST(test_map_overlap)
 		extlen_t len;
 		fsblock_t pblk;
 	} tries[] = {
-	    {10, 10, 1000}, {15, 1, 1005}, {5, 6, 995},	  {5, 6, 5},	  {19, 6, 1009},
-	    {19, 1, 77},    {0, 100, 1},   {25, 6, 2000}, {20, 11, 1010}, {39, 11, 2009},
-	    {5, 40, 3},	    {29, 2, 1029}, {30, 1, 2000}, {39, 1, 2009},
+		{10, 10, 1000}, {15, 1, 1005}, {5, 6, 995},   {5, 6, 5},      {19, 6, 1009},
+		{19, 1, 77},	{0, 100, 1},   {25, 6, 2000}, {20, 11, 1010}, {39, 11, 2009},
+		{5, 40, 3},	{29, 2, 1029}, {30, 1, 2000}, {39, 1, 2009},
 	};
 	struct rfs_fs *fs = fs_mem(SMALL_FS, SMALL_CACHE);
 	struct walk before = {0}, after = {0};
@@ -1391,9 +1391,9 @@ START_TEST(test_big_file)
 	/* Unmap everything, 256 records per call. */
 	do {
 		size_t before = got.n;
-		ck_assert_int_eq(
-		    bmap_unmap(fs, BIG_INO, DATA, pos, UINT64_MAX - pos, 256, rel_cb, &got, &next),
-		    0);
+		ck_assert_int_eq(bmap_unmap(fs, BIG_INO, DATA, pos, UINT64_MAX - pos, 256, rel_cb,
+					    &got, &next),
+				 0);
 		REQUIRE(got.n - before <= 256 && next > pos, "unmap call %" PRIu64, calls);
 		pos = next;
 		calls++;
@@ -1405,7 +1405,7 @@ START_TEST(test_big_file)
 	ck_assert_uint_eq(got.n, n);
 	for (i = 0; i < n; i++)
 		REQUIRE(got.v[i].pblk == big_pblk(i) && got.v[i].len == 1 &&
-			    got.v[i].flags == big_flags(i),
+				got.v[i].flags == big_flags(i),
 			"release %" PRIu64 ": %" PRIu64 "+%" PRIu64, i, got.v[i].pblk,
 			got.v[i].len);
 	expect_find(fs, BIG_INO, DATA, 0, -ENOENT, 0, 0, 0, 0);

@@ -30,16 +30,16 @@
 
 /* ck_assert() logs its location on every pass (a write to Check's pipe):
  * hot paths call into Check only on failure. */
-#define REQUIRE(cond, ...)                                                               \
-	do {                                                                             \
-		if (!(cond))                                                             \
-			ck_abort_msg(__VA_ARGS__);                                       \
+#define REQUIRE(cond, ...)                                                                         \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			ck_abort_msg(__VA_ARGS__);                                                 \
 	} while (0)
-#define REQUIRE_INT(got, want)                                                           \
-	do {                                                                             \
-		long long got_ = (got), want_ = (want);                                  \
-		if (got_ != want_)                                                       \
-			ck_abort_msg("%s == %lld, expected %lld", #got, got_, want_);    \
+#define REQUIRE_INT(got, want)                                                                     \
+	do {                                                                                       \
+		long long got_ = (got), want_ = (want);                                            \
+		if (got_ != want_)                                                                 \
+			ck_abort_msg("%s == %lld, expected %lld", #got, got_, want_);              \
 	} while (0)
 
 #define CSUM_SEED  0x5eedc0deu
@@ -416,7 +416,7 @@ static int64_t model_find(const struct model *m, uint64_t q, enum rfs_lookup_mod
 
 enum mt_op { OP_INSERT, OP_DELETE, OP_UPDATE, OP_LOOKUP, OP_SCAN, OP_RUN_INS, OP_RUN_DEL, NR_OPS };
 
-static const char *const op_names[NR_OPS] = {"insert", "delete", "update", "lookup",
+static const char *const op_names[NR_OPS] = {"insert", "delete",  "update", "lookup",
 					     "scan",   "run-ins", "run-del"};
 
 struct mt {
@@ -708,8 +708,9 @@ static void env_check_tree(struct env *e, const struct mt *mt, uint64_t want_rec
 	ck_assert_msg(ret == 0 && chk.errors == 0, "btree_check: %d, %" PRIu64 " errors, last: %s",
 		      ret, chk.errors, w.last);
 	ck_assert_uint_eq(chk.records, want_records);
-	ck_assert_msg(chk.nodes == e->nr_used, "%" PRIu64 " nodes in the tree, %" PRIu64
-		      " allocated: leak", chk.nodes, e->nr_used);
+	ck_assert_msg(chk.nodes == e->nr_used,
+		      "%" PRIu64 " nodes in the tree, %" PRIu64 " allocated: leak", chk.nodes,
+		      e->nr_used);
 	ck_assert_uint_eq(e->seen_root, e->t.root);
 	ck_assert_uint_eq(e->seen_height, e->t.height);
 	if (mt) {
@@ -819,11 +820,13 @@ static void mt_report(const struct mt *mt, const char *name, double secs)
 
 	printf("%s: %.1f s, %" PRIu64 " ops, %" PRIu64 " checks, max %" PRIu64
 	       " records, max height %" PRIu64 ", emptied %" PRIu64 " times, %" PRIu64
-	       " root collapses\n", name, secs, mt->ops, mt->checks, mt->max_size, mt->max_height,
-	       mt->empties, mt->collapses);
+	       " root collapses\n",
+	       name, secs, mt->ops, mt->checks, mt->max_size, mt->max_height, mt->empties,
+	       mt->collapses);
 	if (mt->var)
 		printf("  %" PRIu64 " length-changing updates: %" PRIu64 " split a node, %" PRIu64
-		       " merged nodes\n", mt->len_changes, mt->upd_splits, mt->upd_merges);
+		       " merged nodes\n",
+		       mt->len_changes, mt->upd_splits, mt->upd_merges);
 	printf("  %-8s %8s %10s\n", "op", "chosen", "succeeded"); /* runs count as ins/del */
 	for (op = 0; op < NR_OPS; op++)
 		printf("  %-8s %8" PRIu64 " %10" PRIu64 "\n", op_names[op], mt->done[op],
@@ -1450,8 +1453,8 @@ static void enospc_run(struct mt *mt, uint64_t rounds)
 		}
 	}
 	printf("enospc %s: %" PRIu64 " calls failed with ENOSPC (%" PRIu64
-	       " after taking blocks), %" PRIu64 " succeeded\n", mt->var ? "var" : "fixed", failed,
-	       partial, ok);
+	       " after taking blocks), %" PRIu64 " succeeded\n",
+	       mt->var ? "var" : "fixed", failed, partial, ok);
 	ck_assert_uint_ge(failed, rounds / 200);
 	ck_assert_uint_ge(partial, 1);
 	ck_assert_uint_ge(ok, rounds / 4);

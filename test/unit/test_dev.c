@@ -198,10 +198,10 @@ START_TEST(test_sparse_1tib_large_offsets)
 	ck_assert_uint_eq((uint64_t)st.st_size, size);
 	ck_assert_uint_le((uint64_t)st.st_blocks * 512, 64 * KiB);
 
-	roundtrip_at(dev, size - 4096, 4096, 1);	   /* the very last block */
+	roundtrip_at(dev, size - 4096, 4096, 1);	/* the very last block */
 	roundtrip_at(dev, 512 * GiB + 12345, 10000, 2); /* unaligned, crosses blocks */
-	roundtrip_at(dev, 5 * GiB - 3, 7, 3);		   /* crosses the 4 GiB + 1 GiB mark */
-	roundtrip_at(dev, size - 1, 1, 4);		   /* the very last byte */
+	roundtrip_at(dev, 5 * GiB - 3, 7, 3);		/* crosses the 4 GiB + 1 GiB mark */
+	roundtrip_at(dev, size - 1, 1, 4);		/* the very last byte */
 
 	/* Untouched regions read as zeros. */
 	memset(zero, 0, sizeof(zero));
@@ -813,7 +813,7 @@ START_TEST(test_writelog_concurrent_order)
 	ck_assert_int_eq(pthread_create(&ta, NULL, writer_main, &a), 0);
 	gate_wait_blocked(); /* A's bytes are on the device, not yet logged */
 	ck_assert_int_eq(pthread_create(&tb, NULL, writer_main, &b), 0);
-	usleep(100 * 1000);  /* B either finishes or waits for A */
+	usleep(100 * 1000); /* B either finishes or waits for A */
 	gate_open();
 	ck_assert_int_eq(pthread_join(ta, NULL), 0);
 	ck_assert_int_eq(pthread_join(tb, NULL), 0);

@@ -55,9 +55,9 @@
 #include "testutil.h"
 #include "util.h"
 
-#define KiB (1024ull)
-#define MiB (1024ull * KiB)
-#define NONE UINT64_MAX
+#define KiB	    (1024ull)
+#define MiB	    (1024ull * KiB)
+#define NONE	    UINT64_MAX
 #define CACHE_BYTES (4u << 20)
 
 /* Every file a test makes lives in this directory, removed by main(). */
@@ -369,11 +369,11 @@ static rfs_tid_t ring_max_tid(const uint8_t *img, const struct rfs_sb_info *sb)
 
 /* What the test expects of one inode. */
 struct irec {
-	uint8_t live, inl;  /* inl: inline data bytes */
-	uint32_t uid, ver;  /* uid and gid fields */
+	uint8_t live, inl;   /* inl: inline data bytes */
+	uint32_t uid, ver;   /* uid and gid fields */
 	uint64_t start, len; /* owned extent (size and nblocks fields); len 0: none */
-	uint64_t cookie;    /* its entry "f<ino>" in the root (rdev field); 0: none */
-	uint64_t aop;	    /* the operation that allocated the extent */
+	uint64_t cookie;     /* its entry "f<ino>" in the root (rdev field); 0: none */
+	uint64_t aop;	     /* the operation that allocated the extent */
 };
 
 /* One operation = one handle = one inode changed. */
@@ -402,14 +402,14 @@ struct env {
 	size_t max_live;
 	/* the model, indexed by inode number */
 	struct irec *cur, *init, *tmp;
-	size_t *lpos;	 /* index in livev */
+	size_t *lpos; /* index in livev */
 	rfs_ino_t *livev;
 	size_t cap, nlive;
 	/* operations; those from op0 on ran while the write log was on */
 	struct op *ops;
 	uint64_t *dflush; /* per op: records up to the flush after its data; 0: before the log */
 	size_t nops, opcap, op0;
-	size_t *pending;  /* ops whose new extent gets data at the next commit */
+	size_t *pending; /* ops whose new extent gets data at the next commit */
 	size_t npending, pcap;
 	int write_data;
 	struct commit_pt *commits;
@@ -495,8 +495,10 @@ static void dump_ops(const struct env *e)
 {
 	size_t i = e->nops > 40 ? e->nops - 40 : 0;
 
-	fprintf(stderr, "%s: seed %" PRIu64 " (RFS_TEST_SEED=%" PRIu64 " replays), %zu ops, "
-		"op0 %zu; last operations:\n", e->name, e->seed, e->seed, e->nops, e->op0);
+	fprintf(stderr,
+		"%s: seed %" PRIu64 " (RFS_TEST_SEED=%" PRIu64 " replays), %zu ops, "
+		"op0 %zu; last operations:\n",
+		e->name, e->seed, e->seed, e->nops, e->op0);
 	for (; i < e->nops; i++) {
 		const struct op *o = &e->ops[i];
 		fprintf(stderr,
@@ -909,8 +911,8 @@ static void env_load_log(struct env *e)
 /* --- checks of a filesystem's state ---------------------------------------------------------- */
 
 enum { B_NONE, B_STATIC, B_FL, B_NODE, B_FREE, B_DATA };
-static const char *const bname[] = {"unclaimed", "static", "on the free list", "a tree node",
-				    "free", "an extent of an inode"};
+static const char *const bname[] = {"unclaimed",   "static", "on the free list",
+				    "a tree node", "free",   "an extent of an inode"};
 
 struct amap {
 	uint8_t *map;
@@ -1059,12 +1061,13 @@ static void check_inode(const struct rfs_inode *in, const struct irec *r)
 
 	fill_inline(want, r->inl, in->ino, r->ver);
 	JCHECK(in->uid == r->uid && in->gid == r->ver && in->size == r->start &&
-	       in->nblocks == r->len && in->rdev == r->cookie && in->inline_len == r->inl &&
-	       memcmp(in->inline_data, want, r->inl) == 0 && in->mode == (S_IFREG | 0644),
+		       in->nblocks == r->len && in->rdev == r->cookie && in->inline_len == r->inl &&
+		       memcmp(in->inline_data, want, r->inl) == 0 && in->mode == (S_IFREG | 0644),
 	       "inode %" PRIu64 ": uid %u ver %u ext %" PRIu64 "+%" PRIu64 " cookie %" PRIx64
 	       " inline %u; model: uid %u ver %u ext %" PRIu64 "+%" PRIu64 " cookie %" PRIx64
-	       " inline %u", in->ino, in->uid, in->gid, in->size, in->nblocks, in->rdev,
-	       in->inline_len, r->uid, r->ver, r->start, r->len, r->cookie, r->inl);
+	       " inline %u",
+	       in->ino, in->uid, in->gid, in->size, in->nblocks, in->rdev, in->inline_len, r->uid,
+	       r->ver, r->start, r->len, r->cookie, r->inl);
 }
 
 static void check_inodes(struct rfs_fs *fs, const struct irec *m, size_t cap)
@@ -1153,7 +1156,8 @@ static void check_data(struct env *e, struct rfs_fs *fs, const struct irec *m, u
 		ck_assert_ptr_nonnull(got);
 		fill_data(want, len, ino, r->aop);
 		ck_assert_int_eq(dev_pread(fs->dev, got, len, r->start * fs->sb.bsize), 0);
-		JCHECK(memcmp(want, got, len) == 0, "data of inode %zu at %" PRIu64 "+%" PRIu64
+		JCHECK(memcmp(want, got, len) == 0,
+		       "data of inode %zu at %" PRIu64 "+%" PRIu64
 		       " is not there (overwritten by a revoked block, or never made durable)",
 		       ino, r->start, r->len);
 	}
@@ -1315,20 +1319,22 @@ static void verify_image(struct env *e, const uint8_t *img, uint64_t k, unsigned
 	 * or fails its checksums, and the next commit is written over it.) */
 	ljsb(dev->mem, &sb, &jsb);
 	JCHECK(le32_get(jsb.start) == 0 &&
-	       le64_get(jsb.sequence) + !info->needed > ring_max_tid(dev->mem, &sb),
+		       le64_get(jsb.sequence) + !info->needed > ring_max_tid(dev->mem, &sb),
 	       "after recovery the log restarts at tid %" PRIu64 " but the ring holds tid %" PRIu64,
 	       le64_get(jsb.sequence), ring_max_tid(dev->mem, &sb));
 	for (i = e->ncommits; (flags & V_DURABLE) && i-- > 0;) {
 		if (e->commits[i].rec <= k) {
-			JCHECK(info->end_tid > e->commits[i].tid, "transaction %" PRIu64
+			JCHECK(info->end_tid > e->commits[i].tid,
+			       "transaction %" PRIu64
 			       " was durable (journal_commit returned) but is not replayed",
 			       e->commits[i].tid);
 			break;
 		}
 	}
 	if ((flags & V_SURVIVED) && e->nops > e->op0 && info->end_tid > e->ops[e->op0].tid)
-		JCHECK(commit_survived(e, k, info->end_tid - 1), "transaction %" PRIu64
-		       " replayed but its commit block was never written", info->end_tid - 1);
+		JCHECK(commit_survived(e, k, info->end_tid - 1),
+		       "transaction %" PRIu64 " replayed but its commit block was never written",
+		       info->end_tid - 1);
 	out->h = ops_before(e, info->end_tid);
 	fs = open_dev(dev, RFS_FS_RDONLY, CACHE_BYTES);
 	JCHECK(!fs->recovery.needed, "the log is not empty after recovery");
@@ -1349,8 +1355,10 @@ static void verify_cut(struct env *e, uint64_t k, uint64_t drop_seed, struct vre
 	struct dropper drop;
 
 	dropper_init(&drop, drop_seed, durable_prefix(e, k), k);
-	snprintf(fail_ctx, sizeof(fail_ctx), "%s: seed %" PRIu64 ", crash at write log record %"
-		 PRIu64 " of %zu, drop seed %" PRIu64, e->name, e->seed, k, e->wl.n, drop_seed);
+	snprintf(fail_ctx, sizeof(fail_ctx),
+		 "%s: seed %" PRIu64 ", crash at write log record %" PRIu64
+		 " of %zu, drop seed %" PRIu64,
+		 e->name, e->seed, k, e->wl.n, drop_seed);
 	build_image(e, k, drop_seed ? &drop : NULL);
 	verify_image(e, e->img, k, V_DURABLE | V_SURVIVED, out);
 }
@@ -1838,7 +1846,8 @@ START_TEST(test_replay_idempotent)
 		}
 	}
 	printf("test_replay_idempotent: %u interrupted recoveries over %zu writes, %" PRIu64
-	       " transactions\n", runs, l.n, ref_info.transactions);
+	       " transactions\n",
+	       runs, l.n, ref_info.transactions);
 
 	/* And the recovered image is the committed state. */
 	snprintf(fail_ctx, sizeof(fail_ctx), "%s: the recovered reference image", e.name);
@@ -1856,21 +1865,23 @@ END_TEST
 /* --- 5. corrupt log blocks ------------------------------------------------------------------- */
 
 enum corrupt_kind {
-	C_DESC,		/* a byte of the first descriptor */
-	C_DATA,		/* a byte of the first logged block */
-	C_REVOKE,	/* a byte of the first revoke block */
-	C_COMMIT,	/* a byte of the commit block */
-	C_COMMIT_CRC,	/* the commit block's txn_crc, block checksum made valid */
-	C_TAG_HOME,	/* a tag's home block, descriptor checksum made valid */
+	C_DESC,	      /* a byte of the first descriptor */
+	C_DATA,	      /* a byte of the first logged block */
+	C_REVOKE,     /* a byte of the first revoke block */
+	C_COMMIT,     /* a byte of the commit block */
+	C_COMMIT_CRC, /* the commit block's txn_crc, block checksum made valid */
+	C_TAG_HOME,   /* a tag's home block, descriptor checksum made valid */
 	C_NKINDS
 };
 
-static const char *const corrupt_name[] = {"descriptor", "logged block", "revoke block",
+static const char *const corrupt_name[] = {"descriptor",   "logged block",   "revoke block",
 					   "commit block", "commit txn_crc", "tag home"};
-static const char *const corrupt_why[] = {
-	"no transaction follows", "does not match its tag", "transaction is torn",
-	"transaction is torn", "does not match the transaction's checksum",
-	"does not match the transaction's checksum"};
+static const char *const corrupt_why[] = {"no transaction follows",
+					  "does not match its tag",
+					  "transaction is torn",
+					  "transaction is torn",
+					  "does not match the transaction's checksum",
+					  "does not match the transaction's checksum"};
 
 static void reseal(const struct rfs_sb_info *sb, uint8_t *blk)
 {
@@ -1881,8 +1892,10 @@ static void reseal(const struct rfs_sb_info *sb, uint8_t *blk)
 static void corrupt_txn(struct env *e, uint8_t *img, const struct ltxn *t, enum corrupt_kind kind)
 {
 	const struct rfs_sb_info *sb = &e->fs->sb;
-	uint32_t pos = kind == C_DATA ? t->data : kind == C_REVOKE ? t->rev
-		     : kind == C_COMMIT || kind == C_COMMIT_CRC ? t->commit : t->desc;
+	uint32_t pos = kind == C_DATA				  ? t->data
+		       : kind == C_REVOKE			  ? t->rev
+		       : kind == C_COMMIT || kind == C_COMMIT_CRC ? t->commit
+								  : t->desc;
 	uint8_t *blk = img + ((sb->journal_start + pos) << sb->block_log);
 
 	ck_assert_uint_ne(pos, 0);
@@ -1951,8 +1964,8 @@ START_TEST(test_corrupt_log)
 			memcpy(bad, img, e.size);
 			corrupt_txn(&e, bad, t, kind);
 			snprintf(fail_ctx, sizeof(fail_ctx),
-				 "%s: seed %" PRIu64 ", %s of transaction %u corrupt",
-				 e.name, e.seed, corrupt_name[kind], targets[ti]);
+				 "%s: seed %" PRIu64 ", %s of transaction %u corrupt", e.name,
+				 e.seed, corrupt_name[kind], targets[ti]);
 			verify_image(&e, bad, NONE, 0, &v);
 			JCHECK(v.info.end_tid == t->tid && v.info.transactions == targets[ti],
 			       "recovery stopped at %" PRIu64 " after %" PRIu64 " transactions",
@@ -1976,16 +1989,16 @@ START_TEST(test_corrupt_log)
 	 * the state after some prefix of the transactions. */
 	for (i = 0; i < test_scale(150); i++) {
 		uint32_t span =
-		    (s->end + s->blocks - s->first - s->t[0].first) % (s->blocks - s->first);
+			(s->end + s->blocks - s->first - s->t[0].first) % (s->blocks - s->first);
 		uint32_t pos =
-		    s->first + (s->t[0].first - s->first + (uint32_t)rng_below(&e.rng, span)) %
-				   (s->blocks - s->first);
+			s->first + (s->t[0].first - s->first + (uint32_t)rng_below(&e.rng, span)) %
+					   (s->blocks - s->first);
 		unsigned nbytes = 1 + (unsigned)rng_below(&e.rng, 3), b;
 		memcpy(bad, img, e.size);
 		for (b = 0; b < nbytes; b++)
 			bad[((e.fs->sb.journal_start + pos) << e.fs->sb.block_log) +
 			    rng_below(&e.rng, e.fs->sb.bsize)] ^=
-			    (uint8_t)(1 + rng_below(&e.rng, 255));
+				(uint8_t)(1 + rng_below(&e.rng, 255));
 		snprintf(fail_ctx, sizeof(fail_ctx),
 			 "%s: seed %" PRIu64 ", fuzz %u at ring block %u", e.name, e.seed, i, pos);
 		verify_image(&e, bad, NONE, 0, &v);
@@ -2147,8 +2160,10 @@ START_TEST(test_stale_txn_after_corrupt_recovery)
 	fs = open_path(copy, 0, CACHE_BYTES);
 	JCHECK(fs->recovery.transactions == 2, "%" PRIu64 " transactions replayed (%s)",
 	       fs->recovery.transactions, fs->recovery.stop);
-	JCHECK(get_uid(fs, q) == q_before, "a stale transaction from an earlier lap of the ring "
-	       "was replayed: inode %" PRIu64 " has uid %u", q, get_uid(fs, q));
+	JCHECK(get_uid(fs, q) == q_before,
+	       "a stale transaction from an earlier lap of the ring "
+	       "was replayed: inode %" PRIu64 " has uid %u",
+	       q, get_uid(fs, q));
 	for (i = 0; i < k; i++)
 		ck_assert_uint_eq(get_uid(fs, lino[i]), 9000 + i);
 	check_space(fs, NULL, 0);
@@ -2218,12 +2233,14 @@ static struct cut *random_cuts(struct env *e, size_t n)
 
 static const struct env_opts random_opts[] = {
 	/* 1 KiB blocks, a 128-block log, a roomy cache */
-	{.block_log = 10, .size = 8 * MiB, .jbytes = 128 * KiB, .cache = CACHE_BYTES,
+	{.block_log = 10,
+	 .size = 8 * MiB,
+	 .jbytes = 128 * KiB,
+	 .cache = CACHE_BYTES,
 	 .credits = 16},
 	/* 4 KiB blocks, a 64-block log, a 16-block cache: committed blocks go
 	 * home early by eviction */
-	{.block_log = 12, .size = 16 * MiB, .jbytes = 256 * KiB, .cache = 64 * KiB,
-	 .credits = 12},
+	{.block_log = 12, .size = 16 * MiB, .jbytes = 256 * KiB, .cache = 64 * KiB, .credits = 12},
 };
 
 START_TEST(test_random_crashes)
@@ -2251,13 +2268,15 @@ START_TEST(test_random_crashes)
 	env_load_log(&e);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("%s: workload %.1f s, %zu write log records\n", names[_i],
-	       (double)(t1.tv_sec - e.t0.tv_sec) + (double)(t1.tv_nsec - e.t0.tv_nsec) / 1e9, e.wl.n);
+	       (double)(t1.tv_sec - e.t0.tv_sec) + (double)(t1.tv_nsec - e.t0.tv_nsec) / 1e9,
+	       e.wl.n);
 	cuts = random_cuts(&e, ncuts);
 	for (i = 0; i < ncuts; i++)
 		verify_cut(&e, cuts[i].k, cuts[i].drop, &v);
 	JCHECK(e.replayed > ncuts / 4 && e.revoked > 0 && e.wrapped > 0,
 	       "too few interesting crashes: %" PRIu64 " replayed, %" PRIu64 " revoked, %" PRIu64
-	       " wrapped", e.replayed, e.revoked, e.wrapped);
+	       " wrapped",
+	       e.replayed, e.revoked, e.wrapped);
 	free(cuts);
 	env_check_live(&e);
 	env_reopen(&e);
@@ -2452,8 +2471,8 @@ START_TEST(test_group_commit_shares_transaction)
 	journal_get_stats(e.fs, &b);
 	JCHECK(b.forced_by_size == a.forced_by_size && b.forced_by_space == a.forced_by_space,
 	       "200 handles dirtying one leaf forced %" PRIu64 " commits by size, %" PRIu64
-	       " by space", b.forced_by_size - a.forced_by_size,
-	       b.forced_by_space - a.forced_by_space);
+	       " by space",
+	       b.forced_by_size - a.forced_by_size, b.forced_by_space - a.forced_by_space);
 	ck_assert_uint_eq(b.commits, a.commits + 1);
 	ck_assert_uint_eq(e.ops[e.nops - 1].tid, e.ops[e.nops - 200].tid);
 	env_check_live(&e);
@@ -2610,9 +2629,9 @@ START_TEST(test_group_commit_threads)
 		c[t].n = t < NINS ? per : 0;
 		c[t].inos = calloc(per, sizeof(*c[t].inos));
 		ck_assert_ptr_nonnull(c[t].inos);
-		ck_assert_int_eq(
-		    pthread_create(&th[t], NULL, t < NINS ? inserter_main : committer_main, &c[t]),
-		    0);
+		ck_assert_int_eq(pthread_create(&th[t], NULL,
+						t < NINS ? inserter_main : committer_main, &c[t]),
+				 0);
 	}
 	for (t = 0; t < NINS; t++)
 		join_by(th[t], deadline);
@@ -2625,9 +2644,9 @@ START_TEST(test_group_commit_threads)
 	journal_get_stats(fs, &st);
 	printf("test_group_commit_threads: ~%ld s, %u inodes by %u threads, %u+%u+%u commit "
 	       "calls; journal: %" PRIu64 " commits, %" PRIu64 " checkpoints (%" PRIu64
-	       " for space)\n", (long)(time(NULL) - t0), NINS * per, NINS, c[NINS].commits,
-	       c[NINS + 1].commits, c[NINS + 2].commits, st.commits, st.checkpoints,
-	       st.forced_by_space);
+	       " for space)\n",
+	       (long)(time(NULL) - t0), NINS * per, NINS, c[NINS].commits, c[NINS + 1].commits,
+	       c[NINS + 2].commits, st.commits, st.checkpoints, st.forced_by_space);
 	ck_assert_uint_gt(st.commits, 1);
 	/* Every transaction committed holds at least one handle's changes (one
 	 * per inode, one for the mount): concurrent committers never commit an

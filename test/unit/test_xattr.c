@@ -710,7 +710,7 @@ static void model_walk(struct model *m)
 			want += nr_chunks(nlen, a->len);
 		} else {
 			REQUIRE(a && le64_get(r.ino) == ino && le64_get(r.cookie) == cookie &&
-				    le32_get(r.chunk) == next,
+					le32_get(r.chunk) == next,
 				"stray chunk %u (expected chunk %u)", le32_get(r.chunk), next);
 			REQUIRE(r.namelen == 0, "chunk %u has namelen %u", next, r.namelen);
 			n = RFS_MIN((size_t)CHUNK, a->len - off);
@@ -898,7 +898,7 @@ START_TEST(test_collision_real)
 	expect_seq(fs, ino + 1, COLL_B, 0);
 	expect_absent(fs, ino + 1, COLL_A);
 	REQUIRE_INT(tree_check(fs), nr_chunks(strlen(COLL_A), 5) + nr_chunks(strlen(COLL_B), 1) +
-					nr_chunks(strlen(COLL_B), 300));
+					    nr_chunks(strlen(COLL_B), 300));
 	fs_done(fs);
 }
 END_TEST
