@@ -12,7 +12,8 @@ img=${1:-/tmp/reflinkfs-demo.img}
 mnt=${2:-/mnt/reflinkfs}
 size=${3:-4G}
 "$top/scripts/deps.sh"
-"$top/scripts/build.sh" normal
+echo "building (build/)..."
+"$top/scripts/build.sh" normal >/dev/null
 bin=$top/build
 if mountpoint -q "$mnt"; then
 	echo "$mnt is already a mount point; unmount it first: umount $mnt" >&2
