@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "testutil.h"
 
+#include <check.h>
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 void rng_init(struct rfs_rng *r, const char *name, uint64_t default_seed)
 {
@@ -35,4 +38,39 @@ uint64_t test_scale(uint64_t n)
 	double f = env ? strtod(env, NULL) : 1.0;
 	uint64_t v = (uint64_t)((double)n * f);
 	return v ? v : 1;
+}
+
+static int rm_tmpdir(const char *tmpdir)
+{
+	DIR *d = opendir(tmpdir);
+	struct dirent *e;
+	char path[512];
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", tmpdir, e->d_name);
+		unlink(path);
+	}
+	closedir(d);
+	return rmdir(tmpdir);
+}
+
+int test_run_in_tmpdir(Suite *suite, char *tmpdir)
+{
+	SRunner *sr;
+	int failed;
+
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	sr = srunner_create(suite);
+	srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY, default normal */
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	rm_tmpdir(tmpdir);
+	return failed ? 1 : 0;
 }

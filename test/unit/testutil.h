@@ -21,6 +21,13 @@ uint64_t rng_next(struct rfs_rng *r);
 /* Uniform in [0, n). */
 uint64_t rng_below(struct rfs_rng *r, uint64_t n);
 
+struct Suite;
+
+/* Creates the directory TMPDIR (a mkdtemp template, filled in place), runs
+ * SUITE with CK_ENV verbosity, then removes TMPDIR and the files in it.
+ * Returns main's exit status. */
+int test_run_in_tmpdir(struct Suite *suite, char *tmpdir);
+
 /* Scales iteration counts: $RFS_TEST_SCALE (default 1) multiplies N. */
 uint64_t test_scale(uint64_t n);
 
