@@ -1461,11 +1461,5 @@ static Suite *bmap_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(bmap_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run_suite(bmap_suite());
 }

@@ -1346,11 +1346,5 @@ static Suite *xattr_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(xattr_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return test_run_suite(xattr_suite());
 }

@@ -58,19 +58,26 @@ static int rm_tmpdir(const char *tmpdir)
 	return rmdir(tmpdir);
 }
 
+int test_run_suite(Suite *suite)
+{
+	SRunner *sr = srunner_create(suite);
+	int failed;
+
+	srunner_run_all(sr, CK_ENV);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
+
 int test_run_in_tmpdir(Suite *suite, char *tmpdir)
 {
-	SRunner *sr;
-	int failed;
+	int ret;
 
 	if (!mkdtemp(tmpdir)) {
 		perror("mkdtemp");
 		return 1;
 	}
-	sr = srunner_create(suite);
-	srunner_run_all(sr, CK_ENV); /* CK_VERBOSITY, default normal */
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	ret = test_run_suite(suite);
 	rm_tmpdir(tmpdir);
-	return failed ? 1 : 0;
+	return ret;
 }

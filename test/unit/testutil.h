@@ -23,6 +23,10 @@ uint64_t rng_below(struct rfs_rng *r, uint64_t n);
 
 struct Suite;
 
+/* Runs SUITE with CK_ENV verbosity (CK_VERBOSITY; default normal) and
+ * returns main's exit status. */
+int test_run_suite(struct Suite *suite);
+
 /* Creates the directory TMPDIR (a mkdtemp template, filled in place), runs
  * SUITE with CK_ENV verbosity, then removes TMPDIR and the files in it.
  * Returns main's exit status. */
