@@ -13,6 +13,24 @@
 #define HASH_MASK ((1ull << RFS_DIR_HASH_BITS) - 1)
 #define SEQ_MAX	  ((1u << RFS_DIR_SEQ_BITS) - 1)
 
+/* Builds the record of entry NAME -> INO in DIR at COOKIE into REC;
+ * returns its length. */
+static size_t dirent_encode(uint8_t *rec, rfs_ino_t dir, uint64_t cookie, rfs_ino_t ino,
+			    uint8_t ftype, const void *name, size_t len)
+{
+	struct rfs_dirent d;
+
+	memset(&d, 0, sizeof(d));
+	d.key.dir = le64_make(dir);
+	d.key.cookie = le64_make(cookie);
+	d.ino = le64_make(ino);
+	d.ftype = ftype;
+	d.namelen = (uint8_t)len;
+	memcpy(rec, &d, sizeof(d));
+	memcpy(rec + sizeof(d), name, len);
+	return sizeof(d) + len;
+}
+
 int dir_name_valid(const void *name, size_t len)
 {
 	const char *s = name;
@@ -155,7 +173,6 @@ int dir_replace(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, 
 		uint8_t ftype)
 {
 	uint8_t rec[sizeof(struct rfs_dirent) + RFS_NAME_MAX];
-	struct rfs_dirent d;
 	rfs_ino_t old;
 	uint8_t oldtype;
 	uint64_t c;
@@ -167,15 +184,7 @@ int dir_replace(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, 
 	ret = dir_scan_hash(fs, dir, name, len, &c, &old, &oldtype, &seq);
 	if (ret)
 		return ret;
-	memset(&d, 0, sizeof(d));
-	d.key.dir = le64_make(dir);
-	d.key.cookie = le64_make(c);
-	d.ino = le64_make(ino);
-	d.ftype = ftype;
-	d.namelen = (uint8_t)len;
-	memcpy(rec, &d, sizeof(d));
-	memcpy(rec + sizeof(d), name, len);
-	return btree_update(&fs->dirs, rec, sizeof(d) + len);
+	return btree_update(&fs->dirs, rec, dirent_encode(rec, dir, c, ino, ftype, name, len));
 }
 
 int dir_iterate(struct rfs_fs *fs, rfs_ino_t dir, uint64_t from, rfs_dir_fn fn, void *arg)
@@ -223,16 +232,9 @@ int dir_is_empty(struct rfs_fs *fs, rfs_ino_t dir)
 int orphan_add(struct rfs_fs *fs, rfs_ino_t ino)
 {
 	uint8_t rec[sizeof(struct rfs_dirent) + 1];
-	struct rfs_dirent d;
 
-	memset(&d, 0, sizeof(d));
-	d.key.dir = le64_make(RFS_ORPHAN_DIR);
-	d.key.cookie = le64_make(ino);
-	d.ino = le64_make(ino);
-	d.namelen = 1;
-	memcpy(rec, &d, sizeof(d));
-	rec[sizeof(d)] = '#';
-	return btree_insert(&fs->dirs, rec, sizeof(rec));
+	return btree_insert(&fs->dirs, rec,
+			    dirent_encode(rec, RFS_ORPHAN_DIR, ino, ino, 0, "#", 1));
 }
 
 int orphan_remove(struct rfs_fs *fs, rfs_ino_t ino)
@@ -245,7 +247,6 @@ int dir_add(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_
 	    uint8_t ftype, uint64_t *cookie)
 {
 	uint8_t rec[sizeof(struct rfs_dirent) + RFS_NAME_MAX];
-	struct rfs_dirent d;
 	uint64_t c;
 	rfs_ino_t old;
 	uint8_t oldtype;
@@ -262,15 +263,7 @@ int dir_add(struct rfs_fs *fs, rfs_ino_t dir, const void *name, size_t len, rfs_
 	if (seq > SEQ_MAX)
 		return -ENOSPC; /* 32768 names with one hash value */
 	c = (dir_name_hash(fs->sb.hash_seed, name, len) << RFS_DIR_SEQ_BITS) | seq;
-	memset(&d, 0, sizeof(d));
-	d.key.dir = le64_make(dir);
-	d.key.cookie = le64_make(c);
-	d.ino = le64_make(ino);
-	d.ftype = ftype;
-	d.namelen = (uint8_t)len;
-	memcpy(rec, &d, sizeof(d));
-	memcpy(rec + sizeof(d), name, len);
-	ret = btree_insert(&fs->dirs, rec, sizeof(d) + len);
+	ret = btree_insert(&fs->dirs, rec, dirent_encode(rec, dir, c, ino, ftype, name, len));
 	if (!ret && cookie)
 		*cookie = c;
 	return ret;
