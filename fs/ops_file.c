@@ -294,11 +294,15 @@ static void rfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void rfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct rfs_mount *m = req_mount(req);
+	rfs_tid_t before = journal_durable_tid(m->fs);
 	int ret = journal_commit(m->fs);
 
 	(void)datasync, (void)fi;
-	if (!ret)
-		ret = dev_flush(m->fs->dev); /* overwrites in place need it too */
+	/* A commit that became durable since we started ended with a flush
+	 * after our data was written; with none (nothing to commit, data
+	 * overwritten in place) the image still needs one. */
+	if (!ret && (!m->fs->journal || journal_durable_tid(m->fs) == before))
+		ret = dev_flush(m->fs->dev);
 	reply_error(req, m, ret, "fsync", ino);
 }
 
