@@ -782,3 +782,8 @@ int free_tree_block(struct rfs_btree *t, fsblock_t blkno)
 {
 	return free_extent(t->priv, blkno, 1);
 }
+
+uint32_t alloc_credits(const struct rfs_fs *fs)
+{
+	return 2 * 3 * (btree_record_credits(&fs->bno) + btree_record_credits(&fs->cnt)) + 2;
+}

@@ -33,6 +33,11 @@ int alloc_extent(struct rfs_fs *fs, fsblock_t goal, extlen_t minlen, extlen_t ma
  * -EROFS on a read-only filesystem; a refused call changes nothing. */
 int free_extent(struct rfs_fs *fs, fsblock_t start, extlen_t len);
 
+/* Journal credits of one alloc_extent or free_extent call: the free list
+ * top-up and the carve each change up to three records in both free-space
+ * trees; plus the free list block and the superblock. */
+uint32_t alloc_credits(const struct rfs_fs *fs);
+
 /* Brings the free list between its low and high water marks. */
 int alloc_fix_freelist(struct rfs_fs *fs);
 /* Water marks for the current tree heights (exported for fsck/tests). */

@@ -66,6 +66,14 @@ struct rfs_btree {
 int btree_cmp_le64(const void *a, const void *b);
 int btree_cmp_le64x2(const void *a, const void *b);
 
+/* Blocks one record change in tree T may dirty (journal credits): its
+ * path, a split of every level (old and new node) plus a new root, or a
+ * merge with a sibling at every level. */
+static inline uint32_t btree_record_credits(const struct rfs_btree *t)
+{
+	return 2 * (t->height + 1) + 1;
+}
+
 /* The buffer type of every node, whatever the tree. */
 extern const struct rfs_buf_ops rfs_btree_buf_ops;
 

@@ -12,35 +12,20 @@
 #include "bmap.h"
 #include "util.h"
 
-/* Blocks one record change in tree T may dirty: its path, a split of every
- * level (old and new node), or a merge with a sibling at every level. */
-static uint32_t record_credits(const struct rfs_btree *t)
-{
-	return 2 * (t->height + 1) + 1;
-}
-
-/* One allocator operation: the free list top-up and the carve each change
- * up to three records in both free-space trees; plus free list and
- * superblock. */
-static uint32_t alloc_credits(const struct rfs_fs *fs)
-{
-	return 2 * 3 * (record_credits(&fs->bno) + record_credits(&fs->cnt)) + 2;
-}
-
 /* Per extent: two extent-record changes and one allocator operation. */
 static uint32_t extent_credits(const struct rfs_fs *fs)
 {
-	return 2 * record_credits(&fs->bmap) + alloc_credits(fs);
+	return 2 * btree_record_credits(&fs->bmap) + alloc_credits(fs);
 }
 
 uint32_t file_step_credits(const struct rfs_fs *fs)
 {
-	return RFS_TRUNC_STEP * extent_credits(fs) + record_credits(&fs->inodes) + 1;
+	return RFS_TRUNC_STEP * extent_credits(fs) + btree_record_credits(&fs->inodes) + 1;
 }
 
 uint32_t file_write_credits(const struct rfs_fs *fs, unsigned max)
 {
-	return max * extent_credits(fs) + record_credits(&fs->inodes) + 1;
+	return max * extent_credits(fs) + btree_record_credits(&fs->inodes) + 1;
 }
 
 int file_plan_read(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, extlen_t len,

@@ -89,7 +89,8 @@ enum rfs_tree_type {
 	RFS_TREE_DIR = 4,   /* directory entries by (dir, name hash, seq) */
 	RFS_TREE_BMAP = 5,  /* file extents by (inode, fork, file offset) */
 	RFS_TREE_XATTR = 6, /* extended attributes by (inode, name hash, seq, chunk) */
-	RFS_TREE_MAX = 8    /* slot 7 reserved for a later tree */
+	RFS_TREE_REFC = 7,  /* shared extents and CoW staging by (domain, start) */
+	RFS_TREE_MAX = 8
 };
 
 struct rfs_root {
@@ -106,8 +107,12 @@ enum rfs_sb_state {
 
 /* Feature masks. An image with an unknown incompat bit is refused; with
  * an unknown ro_compat bit it may only be opened read-only. */
+/* The refcount tree (slot 7) is kept: files may share blocks. A reader
+ * that does not know it may read, but a writer would free shared blocks. */
+#define RFS_FEAT_RO_COMPAT_REFLINK (1ull << 0)
+
 #define RFS_FEAT_COMPAT_SUPP	0ull
-#define RFS_FEAT_RO_COMPAT_SUPP 0ull
+#define RFS_FEAT_RO_COMPAT_SUPP RFS_FEAT_RO_COMPAT_REFLINK
 #define RFS_FEAT_INCOMPAT_SUPP	0ull
 
 #define RFS_LABEL_MAX  64
@@ -332,6 +337,34 @@ struct rfs_bmap_rec {
 	rfs_le64_t tid;	  /* 32 transaction that last changed the mapping */
 };
 _Static_assert(sizeof(struct rfs_bmap_rec) == 40, "bmap rec size");
+
+/* Reference counts (reflink) --------------------------------------- */
+
+/* The two key spaces of the refcount tree. The domain is an explicit key
+ * field that every lookup checks, not a flag bit in the block number (a
+ * corrupted flag bit made XFS lookups cross domains). */
+enum rfs_refc_domain {
+	RFS_REFC_SHARED = 0, /* blocks mapped by 2 or more data-fork extents */
+	RFS_REFC_COW = 1,    /* CoW staging: allocated, in a CoW fork, not yet remapped */
+};
+
+#define RFS_REFC_MAX 0xffffffffu /* a shared record's count never exceeds it */
+
+/*
+ * RFS_TREE_REFC record: key = (domain, start). Records of one domain never
+ * overlap. A block in no record and not free has one owner (implied).
+ * Shared records hold refcount >= 2 and owner 0; neighbours with equal
+ * counts are merged. CoW staging records hold refcount 1 and the inode
+ * whose CoW fork maps them; they are freed at mount (a crash left them).
+ */
+struct rfs_refc_rec {
+	rfs_le64_t domain;   /*  0 key: enum rfs_refc_domain */
+	rfs_le64_t start;    /*  8 key: first physical block */
+	rfs_le32_t len;	     /* 16 blocks, >= 1 */
+	rfs_le32_t refcount; /* 20 SHARED: mappings (>= 2); COW: 1 */
+	rfs_le64_t owner;    /* 24 COW: inode; SHARED: 0 */
+};
+_Static_assert(sizeof(struct rfs_refc_rec) == 32, "refcount rec size");
 
 /* Extended attributes ------------------------------------------------ */
 

@@ -16,6 +16,7 @@
 #include "dir.h"
 #include "inode.h"
 #include "journal.h"
+#include "refcount.h"
 #include "util.h"
 #include "xattr.h"
 
@@ -57,6 +58,8 @@ int fs_trees_init(struct rfs_fs *fs)
 		ret = tree_attach(fs, &fs->bmap, &rfs_bmap_ops);
 	if (!ret)
 		ret = tree_attach(fs, &fs->xattrs, &rfs_xattr_ops);
+	if (!ret)
+		ret = tree_attach(fs, &fs->refc, &rfs_refc_ops);
 	fs->fl_capacity = (fs->sb.bsize - (uint32_t)sizeof(struct rfs_freelist)) / 8;
 	return ret;
 }

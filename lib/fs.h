@@ -44,7 +44,7 @@ struct rfs_fs {
 	struct rfs_cache *cache;
 	struct rfs_sb_info sb;
 	struct rfs_buf *sb_bp; /* block 0, referenced while open */
-	struct rfs_btree bno, cnt, inodes, dirs, bmap, xattrs;
+	struct rfs_btree bno, cnt, inodes, dirs, bmap, xattrs, refc;
 	uint32_t fl_capacity;	     /* entries the free list block holds */
 	struct rfs_journal *journal; /* NULL: no journal (mkfs, read-only, fsck) */
 	struct rfs_recovery_summary recovery;

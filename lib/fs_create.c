@@ -92,6 +92,7 @@ int fs_geometry(const struct rfs_mkfs_opts *opts, uint64_t dev_size, struct rfs_
 	sb->last_tid = 1;
 	sb->mkfs_time = sb->write_time = (uint64_t)time(NULL);
 	sb->hash_seed = rfs_get_le64(sb->uuid + 8);
+	sb->feat_ro_compat = RFS_FEAT_RO_COMPAT_REFLINK;
 	return 0;
 }
 
