@@ -292,6 +292,8 @@ int main(int argc, char **argv)
 	}
 	if (!m.opts.readonly && rfs_reclaim_orphans(&m, 1))
 		rfs_log(RFS_LOG_ERR, "could not free every orphaned inode");
+	if (!m.opts.readonly && rfs_free_staging(&m))
+		rfs_log(RFS_LOG_ERR, "could not free the CoW staging left by a crash");
 	ret = serve(&m, argv[0], pass);
 	if (fs_close(m.fs)) {
 		rfs_log(RFS_LOG_ERR, "%s: final sync failed: run fsck.reflinkfs", m.opts.image);

@@ -144,27 +144,17 @@ int retry_after_commit(struct rfs_mount *m, int ret)
 
 uint32_t free_step_credits(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
 {
-	struct rfs_extent e;
-	unsigned n = 0;
+	struct rfs_inode inode;
+	uint32_t credits = 0;
+	int ret;
 
 	pthread_mutex_lock(&m->lock);
-	while (n < RFS_TRUNC_STEP && from < RFS_MAX_FILE_BLOCKS) {
-		int ret = bmap_find(m->fs, ino, RFS_FORK_DATA, from, &e);
-		if (ret == -ENOENT)
-			break;
-		if (ret < 0) { /* the step will meet the error: reserve for all */
-			n = RFS_TRUNC_STEP;
-			break;
-		}
-		n++;
-		from = e.off + e.len;
-	}
+	ret = inode_read(m->fs, ino, &inode);
+	if (!ret)
+		ret = file_free_credits(m->fs, &inode, from, &credits);
 	pthread_mutex_unlock(&m->lock);
-	if (n == 0)
-		return 0;
-	/* an extent costs what it does in a write (its records, one allocator
-	 * operation), plus the inode; one more for splitting the one at FROM */
-	return n >= RFS_TRUNC_STEP ? file_step_credits(m->fs) : file_write_credits(m->fs, n + 1);
+	/* the step will meet the error: let it, with room for the worst */
+	return ret ? file_step_credits(m->fs) : credits;
 }
 
 /* One bounded step of freeing orphan INO; *DONE when it is gone. */

@@ -67,6 +67,41 @@ static int free_tail(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
 	return ret;
 }
 
+/*
+ * Zeroes file bytes [A, B) (within one block, inside the file) through the
+ * write path if the block is shared, so that the in-place zeroing of a
+ * truncate or punch that follows never reaches another file's data: the
+ * write moves the block to a private copy first (CoW).
+ */
+static int unshare_zero(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, uint64_t a, uint64_t b)
+{
+	fileoff_t blk = a >> m->fs->sb.block_log;
+	struct rfs_inode inode;
+	struct rfs_extent e;
+	int shared = 0, allocated, ret;
+	uint64_t written;
+	uint8_t *zero;
+
+	if (b <= a)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	ret = read_inode_locked(m, ino, &inode);
+	if (!ret && (inode.flags & RFS_IFLAG_REFLINK)) {
+		ret = file_extent_shared(m->fs, ino, blk, &e, &shared);
+		shared = !ret && e.off <= blk && shared;
+		ret = ret == -ENOENT ? 0 : ret;
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (ret || !shared)
+		return ret;
+	zero = calloc(1, b - a);
+	if (!zero)
+		return -ENOMEM;
+	ret = rfs_write_data(req, m, ino, zero, b - a, a, 0, &written, &allocated);
+	free(zero);
+	return ret ? ret : (written < b - a ? -ENOSPC : 0);
+}
+
 /* Sets the size; the blocks past a shrunk size were freed before
  * (free_before_shrink). */
 static int set_size_locked(struct rfs_mount *m, struct rfs_inode *inode, uint64_t size)
@@ -150,14 +185,17 @@ static int reread_inode(struct rfs_mount *m, rfs_ino_t ino, struct rfs_inode *in
  * past EOF under a committed smaller size, which a later extension of the
  * file would bring back with their old data.
  */
-static int free_before_shrink(struct rfs_mount *m, rfs_ino_t ino, uint64_t size)
+static int free_before_shrink(fuse_req_t req, struct rfs_mount *m, rfs_ino_t ino, uint64_t size)
 {
+	uint32_t bs = m->fs->sb.bsize;
 	struct rfs_inode inode;
 	int ret = reread_inode(m, ino, &inode);
 
 	if (ret || !S_ISREG(inode.mode) || size > inode.size || size > RFS_MAX_FILE_SIZE)
 		return ret; /* nothing to free; setattr_locked reports the errors */
-	return free_tail(m, ino, blocks_up(m, size));
+	if (size & (bs - 1))
+		ret = unshare_zero(req, m, ino, size, RFS_MIN(inode.size, (size | (bs - 1)) + 1));
+	return ret ? ret : free_tail(m, ino, blocks_up(m, size));
 }
 
 static void rfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -173,7 +211,7 @@ static void rfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 	if (resize && e)
 		pthread_rwlock_wrlock(&e->io);
 	if (resize && attr->st_size >= 0)
-		ret = free_before_shrink(m, ino, (uint64_t)attr->st_size);
+		ret = free_before_shrink(req, m, ino, (uint64_t)attr->st_size);
 	if (!ret)
 		ret = op_begin(m, RFS_META_CREDITS, &h);
 	if (!ret)
@@ -198,7 +236,7 @@ static int truncate_at_open(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino)
 	struct stat attr = {.st_size = 0};
 	struct rfs_inode inode;
 	struct rfs_handle *h;
-	int ret = free_before_shrink(m, ino, 0);
+	int ret = free_before_shrink(req, m, ino, 0);
 
 	if (!ret)
 		ret = op_begin(m, RFS_META_CREDITS, &h);
@@ -280,8 +318,17 @@ static void rfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	struct rfs_mount *m = req_mount(req);
 	struct itab_entry *e = itab_get(m, ino);
 
-	if (e && itab_close(m, e, (int)fi->fh) == 2)
+	int gone = e ? itab_close(m, e, (int)fi->fh) : 0;
+
+	if (gone == 2) {
 		free_orphan(m, ino);
+	} else if (e && fi->fh && !gone) {
+		/* the last writer gone: staged CoW blocks will not be written */
+		pthread_rwlock_wrlock(&e->io);
+		if (e->nwrite == 0)
+			rfs_cancel_staging(m, ino);
+		pthread_rwlock_unlock(&e->io);
+	}
 	fuse_reply_err(req, 0);
 }
 
@@ -329,8 +376,8 @@ static int read_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsign
 	return ret;
 }
 
-static int do_read(struct rfs_mount *m, fuse_ino_t ino, uint64_t off, size_t size, uint8_t *buf,
-		   size_t *got)
+int rfs_read_data(struct rfs_mount *m, fuse_ino_t ino, uint64_t off, size_t size, uint8_t *buf,
+		  size_t *got)
 {
 	uint32_t log = m->fs->sb.block_log;
 	struct rfs_seg segs[32];
@@ -377,7 +424,7 @@ static void rfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return (void)fuse_reply_err(req, ENOMEM);
 	if (e)
 		pthread_rwlock_rdlock(&e->io);
-	ret = do_read(m, ino, (uint64_t)off, size, buf, &got);
+	ret = rfs_read_data(m, ino, (uint64_t)off, size, buf, &got);
 	if (e)
 		pthread_rwlock_unlock(&e->io);
 	if (ret)
@@ -389,8 +436,29 @@ static void rfs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* --- write --------------------------------------------------------------------- */
 
+/* Fills file bytes [A, B) (within one block) of fresh segment S: from
+ * the old data it replaces (a CoW segment), else with zeros. BLK is a
+ * block-sized buffer. */
+static int fill_partial(struct rfs_mount *m, const struct rfs_seg *s, uint8_t *blk, uint64_t a,
+			uint64_t b, uint64_t dev_base)
+{
+	uint32_t log = m->fs->sb.block_log, bs = m->fs->sb.bsize;
+	uint64_t block_start = a & ~(uint64_t)(bs - 1);
+	int ret;
+
+	if (s->copy_from) {
+		uint64_t old = (s->copy_from + ((a >> log) - s->off)) << log;
+		ret = dev_pread(m->fs->dev, blk, bs, old);
+		if (ret)
+			return ret;
+	} else {
+		memset(blk, 0, bs);
+	}
+	return dev_pwrite(m->fs->dev, blk + (a - block_start), b - a, dev_base + a);
+}
+
 /* Writes DATA ([OFF, END) of the file) into the planned segments; blocks
- * of fresh segments outside the range are zero-filled. */
+ * of fresh segments outside the range are filled (fill_partial). */
 static int write_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsigned n, uint64_t off,
 			  uint64_t end, const uint8_t *data)
 {
@@ -409,16 +477,39 @@ static int write_segments(struct rfs_mount *m, const struct rfs_seg *segs, unsig
 			if (!blk && !(blk = calloc(1, bs)))
 				return -ENOMEM;
 			if (a > sa) /* the head block's bytes before the data */
-				ret = dev_pwrite(m->fs->dev, blk, a - (a & ~(uint64_t)(bs - 1)),
-						 dev_base + (a & ~(uint64_t)(bs - 1)));
+				ret = fill_partial(m, s, blk, a & ~(uint64_t)(bs - 1), a, dev_base);
 			if (!ret && b < sb && (b & (bs - 1))) /* the tail block's bytes after */
-				ret = dev_pwrite(m->fs->dev, blk, bs - (b & (bs - 1)),
-						 dev_base + b);
+				ret = fill_partial(m, s, blk, b, (b | (bs - 1)) + 1, dev_base);
 		}
 		if (!ret)
 			ret = dev_pwrite(m->fs->dev, data + (a - off), b - a, dev_base + a);
 	}
 	free(blk);
+	return ret;
+}
+
+/* After the data went to CoW staging blocks: remaps them into the data
+ * fork, in the write's handle (one transaction with the staging unless
+ * a commit came between: then a crash leaves staging, freed at mount). */
+static int remap_cow_segments(struct rfs_mount *m, fuse_ino_t ino, const struct rfs_seg *segs,
+			      unsigned n)
+{
+	struct rfs_inode inode;
+	unsigned i;
+	int ret = 0, any = 0;
+
+	for (i = 0; i < n; i++)
+		any |= segs[i].cow;
+	if (!any)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	ret = read_inode_locked(m, ino, &inode);
+	for (i = 0; i < n && !ret; i++)
+		if (segs[i].cow)
+			ret = file_cow_remap(m->fs, &inode, &segs[i]);
+	if (!ret)
+		ret = inode_write(m->fs, &inode);
+	pthread_mutex_unlock(&m->lock);
 	return ret;
 }
 
@@ -430,17 +521,22 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 {
 	uint32_t log = m->fs->sb.block_log;
 	struct rfs_seg segs[WRITE_SEGS];
-	/* no more extents than blocks: small writes reserve little */
-	unsigned max = (unsigned)RFS_MIN((uint64_t)WRITE_SEGS, blocks_up(m, end) - (pos >> log));
 	struct rfs_inode inode, before;
 	struct rfs_handle *h;
 	struct rfs_cred c;
 	uint64_t stop;
-	unsigned n = 0, i;
+	unsigned n = 0, i, max;
 	int ret;
 
 	*done = 0;
-	ret = op_begin(m, file_write_credits(m->fs, max), &h);
+	/* the flag cannot change under us: a clone takes the I/O lock too */
+	ret = read_inode_locked(m, ino, &inode);
+	if (ret)
+		return ret;
+	/* no more extents than blocks: small writes reserve little */
+	max = (inode.flags & RFS_IFLAG_REFLINK) ? RFS_COW_WRITE_SEGS : WRITE_SEGS;
+	max = (unsigned)RFS_MIN((uint64_t)max, blocks_up(m, end) - (pos >> log));
+	ret = op_begin(m, file_write_credits(m->fs, &inode, max), &h);
 	if (ret)
 		return ret;
 	ret = read_inode_locked(m, ino, &inode);
@@ -472,11 +568,40 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	 * cannot commit before their data is written. */
 	if (!ret)
 		ret = write_segments(m, segs, n, pos, stop, data);
-	*done = stop - pos;
+	if (!ret)
+		ret = remap_cow_segments(m, ino, segs, n);
+	*done = ret ? 0 : stop - pos;
 	{
 		int r = txn_stop(h);
 		return ret ? ret : r;
 	}
+}
+
+int rfs_write_data(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const uint8_t *buf,
+		   size_t size, uint64_t off, int touch, uint64_t *written, int *allocated)
+{
+	uint64_t pos = off, end = off + size, done;
+	int tries = 0, ret = 0;
+
+	/* as generic_write_checks: nothing at or past the limit, and a write
+	 * across it is cut short there */
+	*written = 0;
+	if (pos >= RFS_MAX_FILE_SIZE && size)
+		return -EFBIG;
+	if (end > RFS_MAX_FILE_SIZE || end < pos)
+		end = RFS_MAX_FILE_SIZE;
+	while (pos < end && !ret) {
+		ret = write_step(req, m, ino, buf + (pos - off), pos, end, touch, &done, allocated);
+		pos += done;
+		if (!ret && done == 0)
+			ret = -ENOSPC;
+		if (!tries && retry_after_commit(m, ret))
+			tries = 1, ret = 0;
+	}
+	*written = pos - off;
+	if (pos > off && (ret == -ENOSPC || ret == -EFBIG))
+		ret = 0; /* a short write */
+	return ret;
 }
 
 static void rfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -484,36 +609,21 @@ static void rfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 {
 	struct rfs_mount *m = req_mount(req);
 	struct itab_entry *e = itab_get(m, ino);
-	uint64_t pos = (uint64_t)off, end = pos + size, done;
 	/* a write-back of cached pages: the kernel keeps mtime and ctime
 	 * (from the write calls) and sends them itself; "now" would be later */
 	int touch = !(m->wb_cache && fi->writepage);
-	int allocated = 0, tries = 0, ret = 0;
+	int allocated = 0, ret;
+	uint64_t written;
 
-	/* as generic_write_checks: nothing at or past the limit, and a write
-	 * across it is cut short there */
-	if (pos >= RFS_MAX_FILE_SIZE && size)
-		return (void)fuse_reply_err(req, EFBIG);
-	if (end > RFS_MAX_FILE_SIZE || end < pos)
-		end = RFS_MAX_FILE_SIZE;
 	if (e)
 		pthread_rwlock_wrlock(&e->io);
-	while (pos < end && !ret) {
-		ret = write_step(req, m, ino, (const uint8_t *)buf + (pos - (uint64_t)off), pos,
-				 end, touch, &done, &allocated);
-		pos += done;
-		if (!ret && done == 0)
-			ret = -ENOSPC;
-		if (!tries && retry_after_commit(m, ret))
-			tries = 1, ret = 0;
-	}
+	ret = rfs_write_data(req, m, ino, (const uint8_t *)buf, size, (uint64_t)off, touch,
+			     &written, &allocated);
 	if (e)
 		pthread_rwlock_unlock(&e->io);
-	if (pos > (uint64_t)off && (ret == -ENOSPC || ret == -EFBIG))
-		ret = 0; /* a short write */
 	if (ret)
 		return reply_error(req, m, ret, "write", ino);
-	fuse_reply_write(req, pos - (uint64_t)off);
+	fuse_reply_write(req, written);
 	/* A write-back of cached pages: the kernel does not refresh the
 	 * attributes it holds, whose block count is now stale. */
 	if (allocated && fi->writepage)
@@ -588,7 +698,32 @@ static int falloc_finish(struct rfs_mount *m, fuse_ino_t ino, uint64_t end, int 
 	return op_end(m, h, ret);
 }
 
-static int do_fallocate(struct rfs_mount *m, fuse_ino_t ino, int mode, uint64_t a, uint64_t b)
+/* Before a punch or zero-range of [A, B): its partial edge blocks made
+ * private if shared (unshare_zero). */
+static int unshare_edges(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, uint64_t a,
+			 uint64_t b)
+{
+	uint32_t bs = m->fs->sb.bsize;
+	uint64_t ha = (a + bs - 1) & ~(uint64_t)(bs - 1), hb = b & ~(uint64_t)(bs - 1);
+	struct rfs_inode inode;
+	int ret;
+
+	pthread_mutex_lock(&m->lock);
+	ret = read_inode_locked(m, ino, &inode);
+	pthread_mutex_unlock(&m->lock);
+	if (ret)
+		return ret;
+	b = RFS_MIN(b, inode.size);
+	if (ha > hb) /* within one block */
+		return unshare_zero(req, m, ino, a, b);
+	ret = unshare_zero(req, m, ino, a, RFS_MIN(ha, b));
+	if (!ret)
+		ret = unshare_zero(req, m, ino, RFS_MAX(hb, a), b);
+	return ret;
+}
+
+static int do_fallocate(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, int mode, uint64_t a,
+			uint64_t b)
 {
 	uint32_t bs = m->fs->sb.bsize, log = m->fs->sb.block_log;
 	fileoff_t fa = (a + bs - 1) >> log, fb = b >> log;
@@ -596,6 +731,9 @@ static int do_fallocate(struct rfs_mount *m, fuse_ino_t ino, int mode, uint64_t 
 	struct rfs_inode inode;
 
 	if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) {
+		ret = unshare_edges(req, m, ino, a, b);
+		if (ret)
+			return ret;
 		pthread_mutex_lock(&m->lock);
 		ret = read_inode_locked(m, ino, &inode);
 		if (!ret)
@@ -631,9 +769,9 @@ static void rfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, o
 		return (void)fuse_reply_err(req, EFBIG);
 	if (e)
 		pthread_rwlock_wrlock(&e->io);
-	ret = do_fallocate(m, ino, mode, a, b);
+	ret = do_fallocate(req, m, ino, mode, a, b);
 	if (retry_after_commit(m, ret))
-		ret = do_fallocate(m, ino, mode, a, b);
+		ret = do_fallocate(req, m, ino, mode, a, b);
 	if (e)
 		pthread_rwlock_unlock(&e->io);
 	reply_error(req, m, ret, "fallocate", ino);
@@ -720,8 +858,10 @@ static void rfs_destroy(void *userdata)
 {
 	struct rfs_mount *m = userdata;
 
-	/* The kernel holds nothing any more: free every orphan. */
+	/* The kernel holds nothing any more: free every orphan, and the CoW
+	 * staging no write will use. */
 	rfs_reclaim_orphans(m, 1);
+	rfs_free_staging(m);
 }
 
 void rfs_ops_init(struct fuse_lowlevel_ops *ops)
@@ -729,6 +869,7 @@ void rfs_ops_init(struct fuse_lowlevel_ops *ops)
 	memset(ops, 0, sizeof(*ops));
 	rfs_ops_dir(ops);
 	rfs_ops_xattr(ops);
+	rfs_ops_reflink(ops);
 	ops->init = rfs_init;
 	ops->destroy = rfs_destroy;
 	ops->getattr = rfs_getattr;

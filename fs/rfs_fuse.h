@@ -78,6 +78,11 @@ int itab_mark_unlinked(struct rfs_mount *m, rfs_ino_t ino);
 void rfs_ops_init(struct fuse_lowlevel_ops *ops);
 void rfs_ops_dir(struct fuse_lowlevel_ops *ops);
 void rfs_ops_xattr(struct fuse_lowlevel_ops *ops);
+void rfs_ops_reflink(struct fuse_lowlevel_ops *ops);
+/* Frees all CoW staging (mount: a crash left it; unmount: tidy), logging
+ * how much; and one inode's (its last writer closed it). */
+int rfs_free_staging(struct rfs_mount *m);
+int rfs_cancel_staging(struct rfs_mount *m, rfs_ino_t ino);
 /* Frees every inode on the orphan list that nothing holds (mount, unmount). */
 int rfs_reclaim_orphans(struct rfs_mount *m, int all);
 

@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "bmap.h"
+#include "refcount.h"
 #include "util.h"
 
 /* Per extent: two extent-record changes and one allocator operation. */
@@ -23,9 +24,30 @@ uint32_t file_step_credits(const struct rfs_fs *fs)
 	return RFS_TRUNC_STEP * extent_credits(fs) + btree_record_credits(&fs->inodes) + 1;
 }
 
-uint32_t file_write_credits(const struct rfs_fs *fs, unsigned max)
+/* Dropping one reference from a chunk of blocks (at most RFS_REFC_STEP
+ * refcount pieces, each of which may be freed). */
+static uint32_t unshare_credits(const struct rfs_fs *fs, unsigned pieces)
 {
-	return max * extent_credits(fs) + btree_record_credits(&fs->inodes) + 1;
+	return refc_credits(fs, pieces) + pieces * alloc_credits(fs);
+}
+
+/* One CoW segment: staging allocated (blocks, record, CoW fork), then
+ * remapped (data fork unmapped and mapped, CoW fork unmapped, staging
+ * record split, old blocks unshared). */
+static uint32_t cow_segment_credits(const struct rfs_fs *fs)
+{
+	uint32_t bm = btree_record_credits(&fs->bmap), rc = btree_record_credits(&fs->refc);
+
+	return alloc_credits(fs) + rc + 2 * bm + 6 * bm + 3 * rc +
+	       unshare_credits(fs, RFS_REFC_STEP);
+}
+
+uint32_t file_write_credits(const struct rfs_fs *fs, const struct rfs_inode *inode, unsigned max)
+{
+	uint32_t per =
+		(inode->flags & RFS_IFLAG_REFLINK) ? cow_segment_credits(fs) : extent_credits(fs);
+
+	return max * per + btree_record_credits(&fs->inodes) + 1;
 }
 
 int file_plan_read(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, extlen_t len,
@@ -75,7 +97,7 @@ static int convert_unwritten(struct rfs_fs *fs, rfs_ino_t ino, const struct rfs_
 
 	if (!ret)
 		ret = bmap_map(fs, ino, RFS_FORK_DATA, &w);
-	*s = (struct rfs_seg){off, len, w.pblk, 1};
+	*s = (struct rfs_seg){off, len, w.pblk, 1, 0, 0};
 	return ret;
 }
 
@@ -105,13 +127,157 @@ static int fill_hole(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, 
 		return ret;
 	}
 	inode->nblocks += e.len;
-	*s = (struct rfs_seg){off, e.len, flags ? 0 : e.pblk, 1};
+	*s = (struct rfs_seg){off, e.len, flags ? 0 : e.pblk, 1, 0, 0};
 	return 0;
+}
+
+/* The data-fork piece at OFF: the extent holding it (*E, returns 0) or the
+ * hole up to the next one (returns 1; *HOLE_END: its end). */
+static int data_piece(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, struct rfs_extent *e,
+		      fileoff_t *piece_end)
+{
+	int ret = bmap_find(fs, ino, RFS_FORK_DATA, off, e);
+
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	if (ret == 0)
+		*piece_end = e->off + e->len;
+	else
+		*piece_end = ret == 1 ? e->off : RFS_MAX_FILE_BLOCKS;
+	return ret == 0 ? 0 : 1;
+}
+
+/* A write segment into the CoW staging extent C from OFF (before END):
+ * stops where C, the data piece under it, or a run of refcount pieces the
+ * remap may unshare in one go ends. */
+static int plan_cow_segment(struct rfs_fs *fs, rfs_ino_t ino, const struct rfs_extent *c,
+			    fileoff_t off, fileoff_t end, struct rfs_seg *s)
+{
+	struct rfs_extent e;
+	fileoff_t piece_end;
+	extlen_t len;
+	int ret = data_piece(fs, ino, off, &e, &piece_end);
+
+	if (ret < 0)
+		return ret;
+	len = RFS_MIN(RFS_MIN(end, c->off + c->len), piece_end) - off;
+	*s = (struct rfs_seg){off, len, c->pblk + (off - c->off), 1, 0, 1};
+	if (ret == 0 && !(e.flags & RFS_BMAP_UNWRITTEN)) {
+		s->copy_from = e.pblk + (off - e.off);
+		ret = refc_clip(fs, s->copy_from, len, RFS_REFC_STEP, &s->len);
+	} else {
+		ret = 0;
+	}
+	return ret;
+}
+
+/* Narrows [*A, *B) (which holds OFF, not staged) to the hole in INO's CoW
+ * fork around OFF. */
+static int cow_fork_hole(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, fileoff_t *a,
+			 fileoff_t *b)
+{
+	struct rfs_extent c;
+	int ret;
+
+	while (*a < off) {
+		ret = bmap_find(fs, ino, RFS_FORK_COW, *a, &c);
+		if (ret < 0 && ret != -ENOENT)
+			return ret;
+		if (ret == -ENOENT || c.off >= off)
+			break;
+		*a = c.off + c.len; /* a staged extent before OFF */
+	}
+	ret = bmap_find(fs, ino, RFS_FORK_COW, off, &c);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	if (ret == 1)
+		*b = RFS_MIN(*b, c.off);
+	return 0;
+}
+
+/*
+ * Stages CoW blocks for a write from OFF (before END) into the shared
+ * blocks of data extent E: the RFS_COW_EXTSIZE-aligned range around the
+ * write within E and the CoW fork's hole, or failing that as much of the
+ * write as one free extent holds. The staging is recorded in the refcount
+ * tree in the same transaction.
+ */
+static int cow_allocate(struct rfs_fs *fs, rfs_ino_t ino, const struct rfs_extent *e, fileoff_t off,
+			fileoff_t end)
+{
+	fileoff_t a = RFS_MAX(off / RFS_COW_EXTSIZE * RFS_COW_EXTSIZE, e->off);
+	fileoff_t b = RFS_MIN((end + RFS_COW_EXTSIZE - 1) / RFS_COW_EXTSIZE * RFS_COW_EXTSIZE,
+			      e->off + e->len);
+	struct rfs_extent c = {0, 0, 0, 0, fs->cache->cur_tid};
+	uint64_t reserve = file_data_reserve(fs);
+	fsblock_t goal = alloc_goal(fs, ino, off);
+	int ret = cow_fork_hole(fs, ino, off, &a, &b);
+
+	if (ret)
+		return ret;
+	if (fs->sb.free_blocks <= reserve)
+		return -ENOSPC;
+	b = RFS_MIN(b, a + RFS_MIN(fs->sb.free_blocks - reserve, RFS_MAX_EXTENT_LEN));
+	if (b <= off) { /* the reserve leaves less than the range before OFF */
+		a = off;
+		b = off + 1;
+	}
+	c.off = a;
+	ret = alloc_extent(fs, goal, b - a, b - a, &c.pblk, &c.len);
+	if (ret == -ENOSPC) { /* no aligned run free: what the write needs */
+		c.off = off;
+		ret = alloc_extent(fs, goal, 1, RFS_MIN(b, end) - off, &c.pblk, &c.len);
+	}
+	if (ret)
+		return ret;
+	ret = refc_cow_add(fs, c.pblk, c.len, ino);
+	if (!ret)
+		ret = bmap_map(fs, ino, RFS_FORK_COW, &c);
+	if (ret) /* nothing refers to them yet */
+		free_extent(fs, c.pblk, c.len);
+	return ret;
+}
+
+/* Plans the segment at OFF of a file that may share blocks: the CoW fork
+ * first (staged blocks take every write over them), then the data fork;
+ * a written extent's shared blocks get staged, its unshared ones are
+ * written in place. Returns 1 when it staged blocks (plan OFF again). */
+static int plan_reflink_segment(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off,
+				fileoff_t end, struct rfs_seg *s)
+{
+	struct rfs_extent c, e;
+	fsblock_t p, shared;
+	extlen_t l, slen;
+	int ret = bmap_find(fs, inode->ino, RFS_FORK_COW, off, &c);
+
+	if (ret == 0)
+		return plan_cow_segment(fs, inode->ino, &c, off, end, s);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	ret = bmap_find(fs, inode->ino, RFS_FORK_DATA, off, &e);
+	if (ret != 0 || (e.flags & RFS_BMAP_UNWRITTEN))
+		return -EAGAIN; /* not a written extent: as for any file */
+	l = RFS_MIN(end, e.off + e.len) - off;
+	p = e.pblk + (off - e.off);
+	ret = refc_find_shared(fs, p, l, &shared, &slen);
+	if (ret == -ENOENT) {
+		*s = (struct rfs_seg){off, l, p, 0, 0, 0};
+		return 0;
+	}
+	if (ret)
+		return ret;
+	if (shared > p) { /* an unshared head: in place */
+		*s = (struct rfs_seg){off, shared - p, p, 0, 0, 0};
+		return 0;
+	}
+	ret = cow_allocate(fs, inode->ino, &e, off, end);
+	return ret ? ret : 1;
 }
 
 int file_plan_write(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, extlen_t len,
 		    struct rfs_seg *segs, unsigned max, unsigned *n)
 {
+	int reflink = !!(inode->flags & RFS_IFLAG_REFLINK);
 	fileoff_t end = off + len;
 	int ret = 0;
 
@@ -121,12 +287,23 @@ int file_plan_write(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 		struct rfs_seg *s = &segs[*n];
 		struct rfs_extent e;
 
+		if (reflink) {
+			ret = plan_reflink_segment(fs, inode, off, end, s);
+			if (ret == 1) /* staged: now the CoW fork holds OFF */
+				ret = plan_reflink_segment(fs, inode, off, end, s);
+			if (ret == 0) {
+				off += s->len;
+				continue;
+			}
+			if (ret != -EAGAIN)
+				break;
+		}
 		ret = bmap_find(fs, inode->ino, RFS_FORK_DATA, off, &e);
 		if (ret < 0 && ret != -ENOENT)
 			break;
 		if (ret == 0 && !(e.flags & RFS_BMAP_UNWRITTEN)) {
 			extlen_t l = RFS_MIN(end, e.off + e.len) - off;
-			*s = (struct rfs_seg){off, l, e.pblk + (off - e.off), 0};
+			*s = (struct rfs_seg){off, l, e.pblk + (off - e.off), 0, 0, 0};
 			ret = 0;
 		} else if (ret == 0) {
 			ret = convert_unwritten(fs, inode->ino, &e, off,
@@ -149,14 +326,111 @@ struct free_ctx {
 	struct rfs_inode *inode;
 };
 
+static int free_unshared(void *arg, fsblock_t start, extlen_t len)
+{
+	struct free_ctx *fc = arg;
+
+	return free_extent(fc->fs, start, len);
+}
+
+/* Blocks leaving the data fork: freed, or for a file that may share them
+ * one reference dropped (unwritten extents are never shared: a clone
+ * skips them). */
 static int release_blocks(void *arg, fsblock_t pblk, extlen_t len, uint32_t flags)
 {
 	struct free_ctx *fc = arg;
-	int ret = free_extent(fc->fs, pblk, len);
+	int ret;
 
-	(void)flags;
+	if ((fc->inode->flags & RFS_IFLAG_REFLINK) && !(flags & RFS_BMAP_UNWRITTEN))
+		ret = refc_decrement(fc->fs, pblk, len, free_unshared, fc);
+	else
+		ret = free_extent(fc->fs, pblk, len);
 	if (!ret)
 		fc->inode->nblocks -= RFS_MIN(len, fc->inode->nblocks);
+	return ret;
+}
+
+/* Staging blocks leaving the CoW fork unused. */
+static int release_staging(void *arg, fsblock_t pblk, extlen_t len, uint32_t flags)
+{
+	struct free_ctx *fc = arg;
+	int ret = refc_cow_remove(fc->fs, pblk, len);
+
+	(void)flags;
+	return ret ? ret : free_extent(fc->fs, pblk, len);
+}
+
+int file_cancel_cow(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t off, extlen_t len,
+		    fileoff_t *next)
+{
+	struct free_ctx fc = {fs, (struct rfs_inode *)inode};
+
+	return bmap_unmap(fs, inode->ino, RFS_FORK_COW, off, len, RFS_TRUNC_STEP, release_staging,
+			  &fc, next);
+}
+
+/*
+ * The next chunk of data-fork blocks at or after OFF (before END) that one
+ * unmap may release: an extent, cut where a shared one crosses
+ * RFS_REFC_STEP refcount pieces. *PIECES: how many it may take (1 for an
+ * unshared chunk). -ENOENT if nothing is mapped in [OFF, END).
+ */
+static int next_chunk(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t off,
+		      fileoff_t end, fileoff_t *a, extlen_t *len, unsigned *pieces)
+{
+	struct rfs_extent e;
+	fsblock_t found;
+	extlen_t flen;
+	int ret = bmap_find(fs, inode->ino, RFS_FORK_DATA, off, &e);
+
+	if (ret == -ENOENT || (ret >= 0 && e.off >= end))
+		return -ENOENT;
+	if (ret < 0)
+		return ret;
+	*a = RFS_MAX(off, e.off);
+	*len = RFS_MIN(end, e.off + e.len) - *a;
+	*pieces = 1;
+	if (!(inode->flags & RFS_IFLAG_REFLINK) || (e.flags & RFS_BMAP_UNWRITTEN))
+		return 0;
+	ret = refc_find_shared(fs, e.pblk + (*a - e.off), *len, &found, &flen);
+	if (ret == -ENOENT)
+		return 0;
+	*pieces = RFS_REFC_STEP;
+	return ret ? ret : refc_clip(fs, e.pblk + (*a - e.off), *len, RFS_REFC_STEP, len);
+}
+
+static fileoff_t clip_end(fileoff_t off, extlen_t len)
+{
+	return len > RFS_MAX_FILE_BLOCKS - RFS_MIN(off, RFS_MAX_FILE_BLOCKS) ? RFS_MAX_FILE_BLOCKS
+									     : off + len;
+}
+
+/* Frees the data fork's chunks from OFF, at most RFS_TRUNC_STEP of them. */
+static int free_data_chunks(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off,
+			    fileoff_t end, fileoff_t *next)
+{
+	struct free_ctx fc = {fs, inode};
+	unsigned steps, pieces;
+	int ret = 0;
+
+	for (steps = 0; off < end && steps < RFS_TRUNC_STEP; steps++) {
+		fileoff_t a, reached;
+		extlen_t len;
+
+		ret = next_chunk(fs, inode, off, end, &a, &len, &pieces);
+		if (ret == -ENOENT) {
+			off = end;
+			ret = 0;
+			break;
+		}
+		if (!ret)
+			ret = bmap_unmap(fs, inode->ino, RFS_FORK_DATA, a, len, 1, release_blocks,
+					 &fc, &reached);
+		if (ret)
+			break;
+		off = a + len;
+	}
+	*next = off;
 	return ret;
 }
 
@@ -164,9 +438,205 @@ int file_free_range(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 		    fileoff_t *next)
 {
 	struct free_ctx fc = {fs, inode};
+	fileoff_t end = clip_end(off, len);
+	int ret;
 
-	return bmap_unmap(fs, inode->ino, RFS_FORK_DATA, off, len, RFS_TRUNC_STEP, release_blocks,
-			  &fc, next);
+	if (!(inode->flags & RFS_IFLAG_REFLINK))
+		return bmap_unmap(fs, inode->ino, RFS_FORK_DATA, off, len, RFS_TRUNC_STEP,
+				  release_blocks, &fc, next);
+	/* staging first: a step that does not get through it stops there */
+	ret = file_cancel_cow(fs, inode, off, len, next);
+	if (ret || *next < end)
+		return ret;
+	ret = free_data_chunks(fs, inode, off, end, next);
+	if (!ret && *next >= end)
+		*next = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+	return ret;
+}
+
+int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t from,
+		      uint32_t *credits)
+{
+	uint32_t bm = btree_record_credits(&fs->bmap);
+	unsigned steps;
+	fileoff_t off = from;
+	int ret = 0;
+
+	*credits = 0;
+	if (inode->flags & RFS_IFLAG_REFLINK) {
+		uint64_t staged;
+		ret = bmap_count(fs, inode->ino, RFS_FORK_COW, from, RFS_MAX_FILE_BLOCKS, &staged);
+		if (ret)
+			return ret;
+		if (staged) /* a cancel step: up to RFS_TRUNC_STEP staging extents */
+			*credits += RFS_TRUNC_STEP * (2 * bm + 3 * btree_record_credits(&fs->refc) +
+						      alloc_credits(fs));
+	}
+	for (steps = 0; off < RFS_MAX_FILE_BLOCKS && steps < RFS_TRUNC_STEP; steps++) {
+		fileoff_t a;
+		extlen_t len;
+		unsigned pieces;
+
+		ret = next_chunk(fs, inode, off, RFS_MAX_FILE_BLOCKS, &a, &len, &pieces);
+		if (ret == -ENOENT) {
+			ret = 0;
+			break;
+		}
+		if (ret)
+			return ret;
+		/* one more for splitting the chunk at FROM */
+		*credits += (steps == 0 ? 2 : 1) * (2 * bm) +
+			    (pieces > 1 ? unshare_credits(fs, pieces) : alloc_credits(fs));
+		off = a + len;
+	}
+	if (*credits)
+		*credits += btree_record_credits(&fs->inodes) + 1;
+	return 0;
+}
+
+int file_cow_remap(struct rfs_fs *fs, struct rfs_inode *inode, const struct rfs_seg *s)
+{
+	struct rfs_extent m = {s->off, s->pblk, s->len, 0, fs->cache->cur_tid};
+	struct free_ctx fc = {fs, inode};
+	fileoff_t reached;
+	int ret;
+
+	/* the segment lies in one data piece: one extent to cut, if any */
+	ret = bmap_unmap(fs, inode->ino, RFS_FORK_DATA, s->off, s->len, 1, release_blocks, &fc,
+			 &reached);
+	if (!ret && reached < s->off + s->len)
+		ret = -EUCLEAN;
+	if (!ret)
+		ret = bmap_unmap(fs, inode->ino, RFS_FORK_COW, s->off, s->len, 1, NULL, NULL,
+				 &reached);
+	if (!ret && reached < s->off + s->len)
+		ret = -EUCLEAN;
+	if (!ret)
+		ret = refc_cow_remove(fs, s->pblk, s->len);
+	if (!ret)
+		ret = bmap_map(fs, inode->ino, RFS_FORK_DATA, &m);
+	if (!ret)
+		inode->nblocks += s->len;
+	return ret;
+}
+
+uint32_t file_clone_credits(const struct rfs_fs *fs)
+{
+	uint32_t bm = btree_record_credits(&fs->bmap);
+
+	/* per step: the source chunk shared and mapped, the destination's
+	 * chunk there cut out and unshared */
+	return RFS_CLONE_STEP * (refc_credits(fs, RFS_REFC_STEP) + 2 * bm + 4 * bm +
+				 unshare_credits(fs, RFS_REFC_STEP)) +
+	       2 * btree_record_credits(&fs->inodes) + 1;
+}
+
+/* The source piece at OFF (before END): a written chunk whose blocks one
+ * increment may take (*WRITTEN, *E), or a hole or unwritten run. */
+static int clone_src_piece(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, fileoff_t end,
+			   struct rfs_extent *e, int *written, extlen_t *len)
+{
+	int ret = bmap_find(fs, ino, RFS_FORK_DATA, off, e);
+
+	*written = 0;
+	if (ret == -ENOENT || (ret == 1 && e->off >= end)) {
+		*len = end - off;
+		return 0;
+	}
+	if (ret < 0)
+		return ret;
+	if (ret == 1) {
+		*len = e->off - off;
+		return 0;
+	}
+	*len = RFS_MIN(end, e->off + e->len) - off;
+	if (e->flags & RFS_BMAP_UNWRITTEN)
+		return 0;
+	*written = 1;
+	return refc_clip(fs, e->pblk + (off - e->off), *len, RFS_REFC_STEP, len);
+}
+
+/* Empties DST's [D, D+*LEN), cutting *LEN down so that this is at most
+ * one data-fork chunk (or nothing, when the range starts in a hole). */
+static int clone_clear_dst(struct rfs_fs *fs, struct rfs_inode *dst, fileoff_t d, extlen_t *len)
+{
+	struct free_ctx fc = {fs, dst};
+	fileoff_t a, reached;
+	extlen_t clen;
+	unsigned pieces;
+	int ret = next_chunk(fs, dst, d, d + *len, &a, &clen, &pieces);
+
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	if (a > d) {
+		*len = a - d; /* a hole up to the chunk: nothing to clear */
+		return 0;
+	}
+	*len = clen;
+	return bmap_unmap(fs, dst->ino, RFS_FORK_DATA, d, clen, 1, release_blocks, &fc, &reached);
+}
+
+int file_clone_range(struct rfs_fs *fs, struct rfs_inode *src, fileoff_t soff,
+		     struct rfs_inode *dst, fileoff_t doff, extlen_t len, fileoff_t *next)
+{
+	fileoff_t off = soff, end = clip_end(soff, len);
+	unsigned steps;
+	int ret = 0;
+
+	*next = soff;
+	if (doff + (end - soff) > RFS_MAX_FILE_BLOCKS || doff + (end - soff) < doff)
+		return -EFBIG;
+	src->flags |= RFS_IFLAG_REFLINK;
+	dst->flags |= RFS_IFLAG_REFLINK;
+	for (steps = 0; off < end && steps < RFS_CLONE_STEP && !ret; steps++) {
+		struct rfs_extent e, m;
+		int written;
+		extlen_t l;
+
+		ret = clone_src_piece(fs, src->ino, off, end, &e, &written, &l);
+		if (!ret)
+			ret = clone_clear_dst(fs, dst, doff + (off - soff), &l);
+		if (!ret && written) {
+			m = (struct rfs_extent){doff + (off - soff), e.pblk + (off - e.off), l, 0,
+						fs->cache->cur_tid};
+			ret = refc_increment(fs, m.pblk, m.len);
+			if (!ret)
+				ret = bmap_map(fs, dst->ino, RFS_FORK_DATA, &m);
+			if (!ret)
+				dst->nblocks += m.len;
+		}
+		if (!ret)
+			off += l;
+	}
+	*next = off;
+	return ret;
+}
+
+int file_extent_shared(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, struct rfs_extent *e,
+		       int *shared)
+{
+	fileoff_t from;
+	uint32_t count;
+	extlen_t run;
+	int ret = bmap_find(fs, ino, RFS_FORK_DATA, off, e);
+
+	if (ret < 0)
+		return ret;
+	from = RFS_MAX(off, e->off);
+	e->pblk += from - e->off;
+	e->len -= from - e->off;
+	e->off = from;
+	*shared = 0;
+	if (e->flags & RFS_BMAP_UNWRITTEN)
+		return 0;
+	ret = refc_get(fs, e->pblk, e->len, &count, &run);
+	if (ret)
+		return ret;
+	*shared = count >= 2;
+	e->len = run;
+	return 0;
 }
 
 int file_prealloc(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, extlen_t len,

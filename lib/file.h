@@ -17,16 +17,29 @@
 #include <stdint.h>
 
 #include "fs.h"
+#include "bmap.h"
 #include "inode.h"
 
 /* A run of file blocks and where it is. */
 struct rfs_seg {
-	fileoff_t off;	/* first file block */
-	extlen_t len;	/* blocks */
-	fsblock_t pblk; /* 0: a hole or unwritten (reads as zeros) */
-	int fresh;	/* write plan: newly allocated or converted: blocks not
-			 * covered by the write must be zero-filled by the writer */
+	fileoff_t off;	     /* first file block */
+	extlen_t len;	     /* blocks */
+	fsblock_t pblk;	     /* 0: a hole or unwritten (reads as zeros) */
+	int fresh;	     /* write plan: newly allocated or converted: blocks not
+			      * covered by the write must be filled by the writer, from
+			      * COPY_FROM (or with zeros if 0) */
+	fsblock_t copy_from; /* write plan: the old data of a CoW segment */
+	int cow;	     /* write plan: PBLK is CoW staging; after writing the
+			      * data the caller remaps it (file_cow_remap) */
 };
+
+/* CoW extent size hint (blocks): a write into shared blocks stages CoW
+ * blocks for the aligned range around it, so random overwrites of a clone
+ * stay contiguous (XFS's cowextsize, default 32). */
+#define RFS_COW_EXTSIZE 32
+/* Segments one write transaction plans for a file that may share blocks
+ * (each may need a CoW remap, which costs more than an in-place write). */
+#define RFS_COW_WRITE_SEGS 4
 
 #define RFS_MAX_FILE_SIZE ((uint64_t)1 << 60)
 
@@ -56,16 +69,58 @@ uint64_t file_data_reserve(const struct rfs_fs *fs);
 #define RFS_TRUNC_STEP 8
 /* Credits one truncate/punch step needs. */
 uint32_t file_step_credits(const struct rfs_fs *fs);
-/* Credits a write plan of up to MAX segments needs. */
-uint32_t file_write_credits(const struct rfs_fs *fs, unsigned max);
+/* Credits a write plan of up to MAX segments needs (including the CoW
+ * remap of each, for an inode with RFS_IFLAG_REFLINK). */
+uint32_t file_write_credits(const struct rfs_fs *fs, const struct rfs_inode *inode, unsigned max);
+/* Credits of the next file_free_range step of INODE from FROM: sized by
+ * the extents mapped there (0 if none in either fork). */
+int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t from,
+		      uint32_t *credits);
 
 /*
  * Frees the blocks of [OFF, OFF+LEN) (file blocks), at most RFS_TRUNC_STEP
  * extent records per call; *NEXT receives how far it got (>= OFF+LEN when
- * done). Updates INODE's nblocks; the caller writes the inode.
+ * done). Updates INODE's nblocks; the caller writes the inode. Shared
+ * blocks lose one reference (freed at zero); CoW staging over the range
+ * is freed first.
  */
 int file_free_range(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, extlen_t len,
 		    fileoff_t *next);
+
+/* After the data of CoW segment S (planned by file_plan_write) is
+ * written: maps its staging blocks into the data fork in place of the old
+ * ones (which lose a reference) and drops them from the CoW fork and the
+ * staging records. Credits are in file_write_credits. */
+int file_cow_remap(struct rfs_fs *fs, struct rfs_inode *inode, const struct rfs_seg *s);
+
+/* Frees the CoW staging of [OFF, OFF+LEN), at most RFS_TRUNC_STEP extents
+ * per call; *NEXT as for file_free_range. */
+int file_cancel_cow(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t off, extlen_t len,
+		    fileoff_t *next);
+
+/* Extents one clone step maps. */
+#define RFS_CLONE_STEP 4
+uint32_t file_clone_credits(const struct rfs_fs *fs);
+/*
+ * Shares blocks: SRC's [SOFF, SOFF+LEN) replaces DST's range at DOFF. The
+ * written blocks get one more reference and are mapped in DST; holes and
+ * unwritten extents of SRC become holes; DST's old blocks there lose a
+ * reference. Each chunk is swapped in one transaction (DST never shows a
+ * hole where both had data), at most RFS_CLONE_STEP chunks per call; *NEXT
+ * receives the source offset reached. DST's CoW staging over the range
+ * must be cancelled first (file_cancel_cow). Sets RFS_IFLAG_REFLINK on
+ * both and DST's nblocks; the caller writes both inodes (SRC == DST for a
+ * clone within one file, at ranges that do not overlap).
+ */
+int file_clone_range(struct rfs_fs *fs, struct rfs_inode *src, fileoff_t soff,
+		     struct rfs_inode *dst, fileoff_t doff, extlen_t len, fileoff_t *next);
+
+/* The first run of shared blocks that blocks [OFF, OFF+LEN) of INO map:
+ * for the extent list of the clone tool. Fills *E with the data extent
+ * piece from OFF (or the next one) and *SHARED with whether its blocks are
+ * shared; the piece stops where sharing changes. -ENOENT past the last. */
+int file_extent_shared(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, struct rfs_extent *e,
+		       int *shared);
 
 /* Allocates the holes of [OFF, OFF+LEN) as unwritten extents (fallocate),
  * at most RFS_TRUNC_STEP extents per call; *NEXT as above. */

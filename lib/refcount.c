@@ -58,9 +58,10 @@ const struct rfs_btree_ops rfs_refc_ops = {
 
 uint32_t refc_credits(const struct rfs_fs *fs, unsigned pieces)
 {
-	/* per piece: the record split in three (delete, two inserts), two
-	 * neighbours merged away, and a free of the blocks that reach zero */
-	return pieces * (5 * btree_record_credits(&fs->refc) + alloc_credits(fs));
+	/* per piece: the record split in three (delete, two inserts) and two
+	 * neighbours merged away; new tree nodes come from the free list,
+	 * topped up once */
+	return pieces * 5 * btree_record_credits(&fs->refc) + alloc_credits(fs);
 }
 
 static void rec_encode(struct rfs_refc_rec *r, const struct rrec *x)

@@ -27,7 +27,8 @@ extern const struct rfs_btree_ops rfs_refc_ops;
 #define RFS_REFC_STEP 4
 
 /* Journal credits of changing up to PIECES pieces (splits and merges of
- * refcount records, and freeing the blocks that reach zero). */
+ * refcount records). A decrement adds alloc_credits() per piece it may
+ * free. */
 uint32_t refc_credits(const struct rfs_fs *fs, unsigned pieces);
 
 /* The count of block B: 1 if no shared record holds it (the caller knows
