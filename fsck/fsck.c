@@ -29,7 +29,9 @@ static const char *const owner_names[CLAIM_OWNER_MAX] = {
 	[CLAIM_TREE_DIR] = "the directory tree",
 	[CLAIM_TREE_BMAP] = "the extent tree",
 	[CLAIM_TREE_XATTR] = "the extended attribute tree",
+	[CLAIM_TREE_REFC] = "the refcount tree",
 	[CLAIM_FILE_DATA] = "file data",
+	[CLAIM_COW_STAGING] = "CoW staging",
 	[CLAIM_FREE] = "free space",
 };
 
@@ -50,6 +52,34 @@ int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner)
 	}
 	c->v[c->n++] = (struct claim){start, len, owner};
 	return 0;
+}
+
+void ivals_add(struct ivals *l, fsblock_t start, extlen_t len, uint64_t val)
+{
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 1024;
+		l->v = realloc(l->v, l->cap * sizeof(*l->v));
+		if (!l->v) {
+			fprintf(stderr, "%s: out of memory\n", prog);
+			exit(FSCK_EXIT_OPERROR);
+		}
+	}
+	l->v[l->n++] = (struct ival){start, len, val};
+}
+
+/* Pass 2 gathers inodes in tree order, so they are sorted by number. */
+struct ino_info *fsck_find_ino(struct fsck_ctx *ctx, rfs_ino_t ino)
+{
+	size_t lo = 0, hi = ctx->ninodes;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (ctx->inodes[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < ctx->ninodes && ctx->inodes[lo].ino == ino ? &ctx->inodes[lo] : NULL;
 }
 
 static void usage(FILE *f)
@@ -191,5 +221,9 @@ int main(int argc, char **argv)
 	free(ctx.inodes);
 	free(ctx.dents);
 	free(ctx.exts);
+	free(ctx.data_exts.v);
+	free(ctx.cow_exts.v);
+	free(ctx.shared.v);
+	free(ctx.staging.v);
 	return ret ? ret : exit_code(&ctx);
 }

@@ -6,8 +6,13 @@
  *   pass1_super.c   superblock, backups, journal superblock
  *   pass2_trees.c   every B+tree's structure and checksums; gathers the
  *                   blocks each tree uses and the records fsck needs later
+ *   pass3_refc.c    reference counts recomputed from the data forks
+ *                   against the refcount tree, CoW forks against the
+ *                   staging records; hands the sweep file data and
+ *                   staging blocks once each, however often shared
  *   pass3_space.c   every block is exactly one of: static, free list,
- *                   tree node, free; the two free-space trees agree
+ *                   tree node, file data, CoW staging, free; the two
+ *                   free-space trees agree
  *   pass4_names.c   inodes, directory entries, reachability, link counts
  */
 #ifndef RFS_FSCK_H
@@ -48,7 +53,9 @@ enum claim_owner {
 	CLAIM_TREE_DIR,
 	CLAIM_TREE_BMAP,
 	CLAIM_TREE_XATTR,
-	CLAIM_FILE_DATA,
+	CLAIM_TREE_REFC,
+	CLAIM_FILE_DATA,   /* data forks, once per block however shared */
+	CLAIM_COW_STAGING, /* CoW forks and staging records */
 	CLAIM_FREE,
 	CLAIM_OWNER_MAX
 };
@@ -69,12 +76,32 @@ struct ino_info {
 	uint8_t walk;		   /* reachability walk state */
 	uint8_t orphan;		   /* on the orphan list */
 	uint8_t symlink_inline_ok; /* symlinks: inline length matches the size */
+	uint8_t reflink;	   /* RFS_IFLAG_REFLINK is set */
 };
 
-/* Blocks a file's extents map, per inode (one entry per extent). */
+/* What pass 4 needs of each extent or attribute owner, in tree order. */
+enum ext_kind { EXT_DATA, EXT_COW, EXT_XATTR };
+
 struct ext_info {
 	rfs_ino_t ino;
-	uint64_t len;
+	uint64_t len; /* blocks (0 for EXT_XATTR) */
+	uint8_t kind; /* enum ext_kind: only EXT_DATA counts in nblocks */
+};
+
+/*
+ * A run of physical blocks with a value: a fork extent (value: its inode),
+ * a shared record (its count), a staging record (its owner), or a run of
+ * blocks with one recomputed count. Pass 3 compares lists of these.
+ */
+struct ival {
+	fsblock_t start;
+	extlen_t len;
+	uint64_t val;
+};
+
+struct ivals {
+	struct ival *v;
+	size_t n, cap;
 };
 
 struct dent_info {
@@ -95,6 +122,10 @@ struct fsck_ctx {
 	size_t ndents, cap_dents;
 	struct ext_info *exts;
 	size_t nexts, cap_exts;
+	struct ivals data_exts;	  /* data fork extents (val: inode), tree order */
+	struct ivals cow_exts;	  /* CoW fork extents (val: inode), tree order */
+	struct ivals shared;	  /* SHARED refcount records (val: count), by start */
+	struct ivals staging;	  /* COW refcount records (val: owner), by start */
 	rfs_ino_t last_xattr_ino; /* attributes come in inode order */
 	uint64_t xattr_owners_missing;
 	uint64_t problems, fixed;
@@ -105,10 +136,13 @@ struct fsck_ctx {
 
 int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner);
 const char *claim_owner_name(uint16_t owner);
+void ivals_add(struct ivals *l, fsblock_t start, extlen_t len, uint64_t val);
+struct ino_info *fsck_find_ino(struct fsck_ctx *ctx, rfs_ino_t ino);
 
 int pass1_super(struct fsck_ctx *ctx, struct rfs_dev *dev);
 int pass2_trees(struct fsck_ctx *ctx);
 int pass3_space(struct fsck_ctx *ctx);
+void pass3_refcounts(struct fsck_ctx *ctx); /* called by pass3_space */
 int pass4_names(struct fsck_ctx *ctx);
 
 #endif

@@ -33,6 +33,8 @@ static uint16_t tree_claim(uint16_t tree_type)
 		return CLAIM_TREE_BMAP;
 	case RFS_TREE_XATTR:
 		return CLAIM_TREE_XATTR;
+	case RFS_TREE_REFC:
+		return CLAIM_TREE_REFC;
 	default:
 		return CLAIM_TREE_DIR;
 	}
@@ -93,6 +95,7 @@ static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 	ii->mode = inode.mode;
 	ii->nlink = inode.nlink;
 	ii->nblocks = inode.nblocks;
+	ii->reflink = (inode.flags & RFS_IFLAG_REFLINK) != 0;
 	ii->symlink_inline_ok = inode.inline_type == RFS_INLINE_SYMLINK
 					? inode.inline_len == inode.size
 					: inode.inline_type == RFS_INLINE_NONE && inode.size < 4096;
@@ -102,17 +105,40 @@ static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 			    inode.ino, inode.inline_type);
 }
 
+static void add_ext_info(struct fsck_ctx *ctx, rfs_ino_t ino, uint64_t len, enum ext_kind kind)
+{
+	struct ext_info *ei;
+
+	grow((void **)&ctx->exts, &ctx->cap_exts, ctx->nexts, sizeof(*ctx->exts));
+	ei = &ctx->exts[ctx->nexts++];
+	ei->ino = ino;
+	ei->len = len;
+	ei->kind = (uint8_t)kind;
+}
+
 static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
 {
 	struct rfs_bmap_rec r;
-	struct ext_info *ei;
+	rfs_ino_t ino;
+	int cow;
 
 	memcpy(&r, rec, sizeof(r));
-	claims_add(&ctx->claims, le64_get(r.pblk), le32_get(r.len), CLAIM_FILE_DATA);
-	grow((void **)&ctx->exts, &ctx->cap_exts, ctx->nexts, sizeof(*ctx->exts));
-	ei = &ctx->exts[ctx->nexts++];
-	ei->ino = le64_get(r.ino);
-	ei->len = le32_get(r.len);
+	ino = le64_get(r.ino);
+	cow = (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) == RFS_FORK_COW;
+	ivals_add(cow ? &ctx->cow_exts : &ctx->data_exts, le64_get(r.pblk), le32_get(r.len), ino);
+	add_ext_info(ctx, ino, le32_get(r.len), cow ? EXT_COW : EXT_DATA);
+}
+
+/* Records come in key order: all shared ones by start, then staging. */
+static void rec_refc(struct fsck_ctx *ctx, const uint8_t *rec)
+{
+	struct rfs_refc_rec r;
+
+	memcpy(&r, rec, sizeof(r));
+	if (le64_get(r.domain) == RFS_REFC_SHARED)
+		ivals_add(&ctx->shared, le64_get(r.start), le32_get(r.len), le32_get(r.refcount));
+	else
+		ivals_add(&ctx->staging, le64_get(r.start), le32_get(r.len), le64_get(r.owner));
 }
 
 static void rec_dirent(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
@@ -139,19 +165,15 @@ static void rec_dirent(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 }
 
 /* Attributes of one inode are contiguous: remember each owner once, as a
- * pseudo-extent of length 0 so pass 4 can check the owner exists. */
+ * pseudo-extent so pass 4 can check the owner exists. */
 static void rec_xattr(struct fsck_ctx *ctx, const uint8_t *rec)
 {
-	struct ext_info *ei;
 	rfs_ino_t ino = rfs_get_le64(rec);
 
 	if (ino == ctx->last_xattr_ino)
 		return;
 	ctx->last_xattr_ino = ino;
-	grow((void **)&ctx->exts, &ctx->cap_exts, ctx->nexts, sizeof(*ctx->exts));
-	ei = &ctx->exts[ctx->nexts++];
-	ei->ino = ino;
-	ei->len = 0;
+	add_ext_info(ctx, ino, 0, EXT_XATTR);
 }
 
 static void on_rec(void *arg, const struct rfs_btree *t, const void *rec, size_t len)
@@ -177,6 +199,9 @@ static void on_rec(void *arg, const struct rfs_btree *t, const void *rec, size_t
 	case RFS_TREE_XATTR:
 		rec_xattr(ctx, rec);
 		break;
+	case RFS_TREE_REFC:
+		rec_refc(ctx, rec);
+		break;
 	}
 }
 
@@ -192,6 +217,33 @@ static void check_tree(struct fsck_ctx *ctx, struct rfs_btree *t)
 	if (ctx->verbose)
 		printf("  %s: %" PRIu64 " nodes, %" PRIu64 " records, height %u\n", t->ops->name,
 		       chk.nodes, chk.records, t->height);
+}
+
+/*
+ * Refcount records on an image without the reflink feature: a writer that
+ * does not know the tree would free shared blocks while other files still
+ * map them. The records are what the data says (pass 3 checks them), so
+ * the bit is what is missing: setting it only keeps such writers to
+ * read-only, which is always safe.
+ */
+static void check_reflink_feature(struct fsck_ctx *ctx)
+{
+	struct rfs_sb_info *sb = &ctx->fs->sb;
+
+	if (!ctx->tree_records[RFS_TREE_REFC] || (sb->feat_ro_compat & RFS_FEAT_RO_COMPAT_REFLINK))
+		return;
+	if (!fix_problem(ctx, PR_REFC_WITHOUT_FEATURE,
+			 "%" PRIu64 " record(s), ro_compat 0x%" PRIx64,
+			 ctx->tree_records[RFS_TREE_REFC], sb->feat_ro_compat))
+		return;
+	if (ctx->fs->readonly) {
+		printf("%s: cannot set the feature: the filesystem is open read-only\n",
+		       ctx->image);
+		return;
+	}
+	sb->feat_ro_compat |= RFS_FEAT_RO_COMPAT_REFLINK;
+	fs_sb_dirty(ctx->fs);
+	ctx->fixed++;
 }
 
 static void check_freelist(struct fsck_ctx *ctx)
@@ -223,6 +275,8 @@ int pass2_trees(struct fsck_ctx *ctx)
 	check_tree(ctx, &ctx->fs->dirs);
 	check_tree(ctx, &ctx->fs->bmap);
 	check_tree(ctx, &ctx->fs->xattrs);
+	check_tree(ctx, &ctx->fs->refc);
+	check_reflink_feature(ctx);
 	check_freelist(ctx);
 	return ctx->trees_ok[0] ? 0 : FSCK_EXIT_OPERROR;
 }

@@ -3,12 +3,14 @@
  * pass3_space.c - every block accounted for exactly once.
  *
  * The claims gathered by passes 1 and 2 (static blocks, free list entries,
- * tree nodes, free extents) are sorted by block and swept once: an overlap
- * is a block claimed twice, a gap is a leaked block. Then the free extents
- * are checked for merging and against the superblock's count, and the cnt
- * tree's view of free space is compared with the bno tree's.
+ * tree nodes, free extents) and by pass3_refc.c (file data and CoW
+ * staging, each block once however shared) are sorted by block and swept
+ * once: an overlap is a block claimed twice, a gap is a leaked block. Then
+ * the free extents are checked for merging and against the superblock's
+ * count, and the cnt tree's view of free space is compared with the bno
+ * tree's.
  *
- * Memory is one entry per claim (tree nodes and free extents), not one bit
+ * Memory is one entry per claim (tree nodes and extents), not one bit
  * per block: a 1 TiB image with little metadata costs kilobytes.
  */
 #include <inttypes.h>
@@ -63,7 +65,7 @@ static void sweep_claims(struct fsck_ctx *ctx)
 	size_t i;
 	unsigned t;
 
-	for (t = RFS_TREE_BNO; t <= RFS_TREE_XATTR; t++)
+	for (t = RFS_TREE_BNO; t < RFS_TREE_MAX; t++)
 		if (!ctx->trees_ok[t])
 			s.report_leaks = 0; /* unreadable subtrees would show as leaks */
 	qsort(cl->v, cl->n, sizeof(*cl->v), cmp_claim);
@@ -146,7 +148,8 @@ static void compare_free_trees(struct fsck_ctx *ctx)
 int pass3_space(struct fsck_ctx *ctx)
 {
 	if (ctx->verbose)
-		printf("Pass 3: block accounting and free space\n");
+		printf("Pass 3: reference counts, block accounting and free space\n");
+	pass3_refcounts(ctx); /* first: it claims the file data and staging blocks */
 	sweep_claims(ctx);
 	if (ctx->trees_ok[RFS_TREE_BNO])
 		check_free_extents(ctx);

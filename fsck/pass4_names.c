@@ -8,7 +8,8 @@
  * (the root none) and its parent field names the directory holding it;
  * every directory reaches the root through its parents (no loops); every
  * inode has a name; link counts match (a directory: 2 + subdirectories);
- * file extents belong to live inodes whose block counts they add up to.
+ * file extents belong to live inodes, and the data fork's extents add up
+ * to the inode's block count (the CoW fork's do not count).
  * Inodes on the orphan list (no name, nlink 0) are fine: mount frees them.
  */
 #include <inttypes.h>
@@ -19,20 +20,6 @@
 #include "dir.h"
 #include "fsck.h"
 
-static struct ino_info *find_ino(struct fsck_ctx *ctx, rfs_ino_t ino)
-{
-	size_t lo = 0, hi = ctx->ninodes;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (ctx->inodes[mid].ino < ino)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < ctx->ninodes && ctx->inodes[lo].ino == ino ? &ctx->inodes[lo] : NULL;
-}
-
 static uint8_t mode_to_dtype(uint32_t mode)
 {
 	return (uint8_t)((mode & S_IFMT) >> 12); /* DT_* values equal S_IFMT >> 12 */
@@ -41,8 +28,8 @@ static uint8_t mode_to_dtype(uint32_t mode)
 static void check_special(struct fsck_ctx *ctx)
 {
 	const struct rfs_sb_info *sb = &ctx->fs->sb;
-	struct ino_info *root = find_ino(ctx, sb->root_ino);
-	struct ino_info *lf = find_ino(ctx, sb->lost_found_ino);
+	struct ino_info *root = fsck_find_ino(ctx, sb->root_ino);
+	struct ino_info *lf = fsck_find_ino(ctx, sb->lost_found_ino);
 
 	if (!root || !S_ISDIR(root->mode))
 		fix_problem(ctx, PR_ROOT_BAD, "inode %" PRIu64, sb->root_ino);
@@ -62,7 +49,7 @@ static void check_special(struct fsck_ctx *ctx)
  * when the filesystem went down (freed at the next mount). */
 static void check_orphan(struct fsck_ctx *ctx, const struct dent_info *d)
 {
-	struct ino_info *target = find_ino(ctx, d->ino);
+	struct ino_info *target = fsck_find_ino(ctx, d->ino);
 
 	if (!target)
 		fix_problem(ctx, PR_ORPHAN_BAD, "inode %" PRIu64 " does not exist", d->ino);
@@ -79,8 +66,8 @@ static void check_dirent(struct fsck_ctx *ctx, const struct dent_info *d)
 
 	if (d->dir == RFS_ORPHAN_DIR)
 		return check_orphan(ctx, d);
-	dir = find_ino(ctx, d->dir);
-	target = find_ino(ctx, d->ino);
+	dir = fsck_find_ino(ctx, d->dir);
+	target = fsck_find_ino(ctx, d->ino);
 
 	if (!dir || !S_ISDIR(dir->mode)) {
 		fix_problem(ctx, PR_DIRENT_IN_NON_DIR,
@@ -118,7 +105,7 @@ static void walk_to_root(struct fsck_ctx *ctx, struct ino_info *ii)
 
 	while (cur && cur->walk == WALK_NEW && cur->ino != ctx->fs->sb.root_ino) {
 		cur->walk = WALK_ACTIVE;
-		cur = find_ino(ctx, cur->parent);
+		cur = fsck_find_ino(ctx, cur->parent);
 		if (cur && !S_ISDIR(cur->mode))
 			cur = NULL;
 	}
@@ -126,7 +113,7 @@ static void walk_to_root(struct fsck_ctx *ctx, struct ino_info *ii)
 		result = WALK_ROOTED;
 	else
 		result = WALK_LOST;
-	for (p = ii; p && p->walk == WALK_ACTIVE; p = find_ino(ctx, p->parent))
+	for (p = ii; p && p->walk == WALK_ACTIVE; p = fsck_find_ino(ctx, p->parent))
 		p->walk = result;
 }
 
@@ -165,29 +152,41 @@ static void check_inode_links(struct fsck_ctx *ctx, struct ino_info *ii)
 			    ii->nlink, ii->refs);
 }
 
+static const char *const ext_kind_name[] = {
+	[EXT_DATA] = "data fork extents",
+	[EXT_COW] = "CoW fork extents",
+	[EXT_XATTR] = "extended attributes",
+};
+
+/* Only the data fork counts in nblocks: CoW fork blocks are staging, not
+ * yet part of the file, and go away at the next mount after a crash. */
 static void check_extents(struct fsck_ctx *ctx)
 {
 	struct ino_info *ii = NULL;
+	rfs_ino_t last_missing = 0;
 	size_t i, orphans = 0;
 
-	/* Extents come in (inode, offset) order, then attribute owners (len 0)
-	 * in inode order: find_ino is cached on the last inode. */
+	/* Extents come in (inode, fork, offset) order, then attribute owners
+	 * in inode order: the lookup is cached on the last inode. */
 	for (i = 0; i < ctx->nexts; i++) {
 		const struct ext_info *e = &ctx->exts[i];
 		if (!ii || ii->ino != e->ino)
-			ii = find_ino(ctx, e->ino);
-		if (ii)
-			ii->mapped += e->len;
-		else if (orphans++ < 10)
+			ii = fsck_find_ino(ctx, e->ino);
+		if (ii) {
+			if (e->kind == EXT_DATA)
+				ii->mapped += e->len;
+		} else if (e->ino != last_missing && orphans++ < 10) {
+			last_missing = e->ino;
 			fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%s)", e->ino,
-				    e->len ? "file extents" : "extended attributes");
+				    ext_kind_name[e->kind]);
+		}
 	}
 	for (i = 0; i < ctx->ninodes; i++) {
 		ii = &ctx->inodes[i];
 		if (ii->mapped != ii->nblocks)
 			fix_problem(ctx, PR_NBLOCKS_WRONG,
-				    "inode %" PRIu64 ": %" PRIu64 ", extents map %" PRIu64, ii->ino,
-				    ii->nblocks, ii->mapped);
+				    "inode %" PRIu64 ": %" PRIu64 ", data fork maps %" PRIu64,
+				    ii->ino, ii->nblocks, ii->mapped);
 	}
 }
 

@@ -2,10 +2,12 @@
 /*
  * problem.c - the problem table and fix_problem().
  *
- * This version of fsck repairs one thing, a journal that needs replay (the
- * replay itself happens in pass 1 before any check); every other entry is
- * PR_NO_REPAIR until the fsck issue adds its repair, and fix_problem() says
- * so plainly instead of pretending.
+ * This version of fsck repairs three things: a journal that needs replay (the
+ * replay itself happens in pass 1 before any check), a missing reflink
+ * feature bit and a missing inode reflink flag (each one bit whose setting
+ * can never make an image worse). Every other entry is PR_NO_REPAIR until
+ * the fsck issue adds its repair, and fix_problem() says so plainly
+ * instead of pretending.
  */
 #include "problem.h"
 
@@ -85,6 +87,33 @@ static const struct problem_def table[PR_COUNT] = {
 	[PR_EXTENT_NO_INODE] = {"EXTENT_NO_INODE", "file extents or attributes belong to no inode",
 				NR},
 	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents", NR},
+	/* Setting the bit only keeps writers that do not know the refcount
+	 * tree to read-only: always safe, so preen may do it. */
+	[PR_REFC_WITHOUT_FEATURE] = {"REFC_WITHOUT_FEATURE",
+				     "refcount tree in use but the reflink feature is "
+				     "not set",
+				     PR_PREEN_OK},
+	[PR_REFC_OVERLAP] = {"REFC_OVERLAP", "refcount records overlap", NR},
+	[PR_REFC_UNMERGED] = {"REFC_UNMERGED",
+			      "adjacent shared records with equal counts are not merged", NR},
+	[PR_REFC_MISSING] = {"REFC_MISSING", "shared blocks have no refcount record", NR},
+	[PR_REFC_COUNT_WRONG] = {"REFC_COUNT_WRONG", "refcount record has the wrong count", NR},
+	[PR_REFC_NOT_SHARED] = {"REFC_NOT_SHARED", "refcount record for blocks that are not shared",
+				NR},
+	[PR_COW_RECORD_LEFTOVER] = {"COW_RECORD_LEFTOVER",
+				    "CoW staging record with no CoW fork extent", NR},
+	[PR_COW_RECORD_MISSING] = {"COW_RECORD_MISSING", "CoW fork extent without a staging record",
+				   NR},
+	[PR_COW_OWNER_WRONG] = {"COW_OWNER_WRONG",
+				"CoW staging record names another inode than the fork "
+				"mapping it",
+				NR},
+	[PR_COW_IN_DATA_FORK] = {"COW_IN_DATA_FORK",
+				 "CoW staging blocks are also mapped by a data fork", NR},
+	/* The flag only says "may have shared blocks": setting it on an inode
+	 * that has some is always right, so preen may do it. */
+	[PR_REFLINK_FLAG_MISSING] = {"REFLINK_FLAG_MISSING",
+				     "inode has shared blocks but no reflink flag", PR_PREEN_OK},
 };
 
 const struct problem_def *problem_def(enum problem_code code)

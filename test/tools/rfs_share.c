@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * rfs_share - builds files that share blocks, and a CoW staging extent,
+ * then damages the result in exactly one way, for fsck's tests.
+ *
+ *   rfs_share IMAGE DAMAGE
+ *   rfs_share IMAGE clones N SEED
+ *
+ * On a freshly made IMAGE, through lib/ directly (no journal), makes:
+ *   a  8 blocks of its own, P..P+7
+ *   b  a clone of a's first 4 blocks (offset 0), and blocks P+2..P+3 once
+ *      more at offset 10: counts are 2 on P..P+1 and 3 on P+2..P+3, so
+ *      one inode mapping a block twice counts twice
+ *   c  4 blocks of its own and, in its CoW fork, a 2-block staging extent
+ *      with its COW record (not counted in c's nblocks)
+ * a and b carry RFS_IFLAG_REFLINK. DAMAGE is one of:
+ *   none              leave it consistent
+ *   drop-shared       delete the shared record of P..P+1
+ *   wrong-count       the record of P+2..P+3 says 4
+ *   unshared-record   a shared record on a's unshared P+6..P+7
+ *   unmerged          the record of P..P+1 split in two of equal count
+ *   leftover-staging  a staging record whose blocks no CoW fork maps
+ *   fork-no-staging   c's staging record removed, its CoW fork kept
+ *   staging-owner     c's staging record names a instead
+ *   staging-in-data   c's staging blocks also in a's data fork
+ *   no-flag           b's RFS_IFLAG_REFLINK cleared
+ *   overlap           a new file d maps a's P+6..P+7 with no record
+ *   no-feature        RFS_FEAT_RO_COMPAT_REFLINK cleared
+ * Everything else (block counts, names, free space) stays consistent, so
+ * fsck should find that one problem (staging-in-data also shows as blocks
+ * claimed twice, which they are). Prints P on success.
+ *
+ * "clones N SEED" instead adds N files that each clone a random range of a
+ * 64-block file (some twice, at two offsets), then unclones a random part
+ * of every third one, freeing what reaches a count of zero: lib/refcount.c
+ * splits and merges records its own way, and fsck, which recomputes the
+ * counts from the forks alone, must find the result clean.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "bmap.h"
+#include "dir.h"
+#include "fs.h"
+#include "inode.h"
+#include "refcount.h"
+#include "util.h"
+
+struct share {
+	struct rfs_fs *fs;
+	struct rfs_inode a, b, c;
+	fsblock_t p;	  /* a's blocks */
+	fsblock_t staged; /* c's staging extent, 2 blocks */
+};
+
+#define TRY(expr)                                                                                  \
+	do {                                                                                       \
+		int ret_ = (expr);                                                                 \
+		if (ret_) {                                                                        \
+			fprintf(stderr, "rfs_share: %s: %s\n", #expr, strerror(-ret_));            \
+			return ret_;                                                               \
+		}                                                                                  \
+	} while (0)
+
+static int new_file(struct rfs_fs *fs, const char *name, uint64_t flags, struct rfs_inode *ino)
+{
+	inode_init_new(fs, ino, S_IFREG | 0644, 0, 0);
+	ino->flags = flags;
+	TRY(inode_insert(fs, ino));
+	return dir_add(fs, RFS_ROOT_INO, name, strlen(name), ino->ino, DT_REG, NULL);
+}
+
+/* Maps LEN blocks at PBLK into FORK of INODE at OFF; data forks count
+ * them in nblocks. */
+static int map(struct rfs_fs *fs, struct rfs_inode *inode, unsigned fork, fileoff_t off,
+	       fsblock_t pblk, extlen_t len)
+{
+	struct rfs_extent e = {.off = off, .pblk = pblk, .len = len};
+
+	TRY(bmap_map(fs, inode->ino, fork, &e));
+	if (fork == RFS_FORK_DATA)
+		inode->nblocks += len;
+	return inode_write(fs, inode);
+}
+
+static int alloc_exact(struct rfs_fs *fs, extlen_t want, fsblock_t *start)
+{
+	extlen_t got;
+
+	TRY(alloc_extent(fs, 0, want, want, start, &got));
+	return got == want ? 0 : -ENOSPC;
+}
+
+static int build(struct share *s)
+{
+	struct rfs_fs *fs = s->fs;
+	fsblock_t cdata;
+
+	TRY(new_file(fs, "a", RFS_IFLAG_REFLINK, &s->a));
+	TRY(new_file(fs, "b", RFS_IFLAG_REFLINK, &s->b));
+	TRY(new_file(fs, "c", 0, &s->c));
+	TRY(alloc_exact(fs, 8, &s->p));
+	TRY(map(fs, &s->a, RFS_FORK_DATA, 0, s->p, 8));
+	/* the clone: same blocks in a second fork, one more reference each */
+	TRY(map(fs, &s->b, RFS_FORK_DATA, 0, s->p, 4));
+	TRY(refc_increment(fs, s->p, 4));
+	TRY(map(fs, &s->b, RFS_FORK_DATA, 10, s->p + 2, 2));
+	TRY(refc_increment(fs, s->p + 2, 2));
+	TRY(alloc_exact(fs, 4, &cdata));
+	TRY(map(fs, &s->c, RFS_FORK_DATA, 0, cdata, 4));
+	/* a write into c's offset 1..2 staged, as the daemon does for shared
+	 * blocks, before the remap */
+	TRY(alloc_exact(fs, 2, &s->staged));
+	TRY(map(fs, &s->c, RFS_FORK_COW, 1, s->staged, 2));
+	return refc_cow_add(fs, s->staged, 2, s->c.ino);
+}
+
+static void refc_key(struct rfs_refc_rec *r, uint64_t domain, fsblock_t start)
+{
+	memset(r, 0, sizeof(*r));
+	r->domain = le64_make(domain);
+	r->start = le64_make(start);
+}
+
+static int shared_rec(struct rfs_fs *fs, fsblock_t start, extlen_t len, uint32_t count)
+{
+	struct rfs_refc_rec r;
+
+	refc_key(&r, RFS_REFC_SHARED, start);
+	r.len = le32_make((uint32_t)len);
+	r.refcount = le32_make(count);
+	return btree_insert(&fs->refc, &r, sizeof(r));
+}
+
+static int drop_rec(struct rfs_fs *fs, uint64_t domain, fsblock_t start)
+{
+	struct rfs_refc_rec k;
+
+	refc_key(&k, domain, start);
+	return btree_delete(&fs->refc, &k);
+}
+
+static int set_owner(struct rfs_fs *fs, fsblock_t start, rfs_ino_t owner)
+{
+	struct rfs_refc_rec r;
+
+	refc_key(&r, RFS_REFC_COW, start);
+	TRY(btree_lookup(&fs->refc, &r, RFS_LOOKUP_EQ, &r, sizeof(r), NULL));
+	r.owner = le64_make(owner);
+	return btree_update(&fs->refc, &r, sizeof(r));
+}
+
+static int overlap(struct share *s)
+{
+	struct rfs_inode d;
+
+	TRY(new_file(s->fs, "d", RFS_IFLAG_REFLINK, &d));
+	return map(s->fs, &d, RFS_FORK_DATA, 0, s->p + 6, 2);
+}
+
+static int leftover_staging(struct share *s)
+{
+	fsblock_t extra;
+
+	TRY(alloc_exact(s->fs, 3, &extra));
+	return refc_cow_add(s->fs, extra, 3, s->c.ino);
+}
+
+static uint64_t rnd_state;
+
+static uint64_t rnd(uint64_t n)
+{
+	rnd_state = rnd_state * 6364136223846793005ull + 1442695040888963407ull;
+	return (rnd_state >> 33) % n;
+}
+
+struct unclone {
+	struct rfs_fs *fs;
+	struct rfs_inode *inode;
+};
+
+/* Each range bmap_unmap removes from the data fork drops one reference. */
+static int free_run(void *arg, fsblock_t start, extlen_t len)
+{
+	return free_extent(arg, start, len);
+}
+
+static int release(void *arg, fsblock_t pblk, extlen_t len, uint32_t flags)
+{
+	struct unclone *u = arg;
+
+	(void)flags;
+	u->inode->nblocks -= len;
+	return refc_decrement(u->fs, pblk, len, free_run, u->fs);
+}
+
+static int unclone(struct rfs_fs *fs, struct rfs_inode *f, fileoff_t off, extlen_t len)
+{
+	struct unclone u = {fs, f};
+	fileoff_t next = off;
+
+	while (next < off + len)
+		TRY(bmap_unmap(fs, f->ino, RFS_FORK_DATA, next, off + len - next, 4, release, &u,
+			       &next));
+	return inode_write(fs, f);
+}
+
+static int clones(struct share *s, unsigned n, uint64_t seed)
+{
+	struct rfs_fs *fs = s->fs;
+	struct rfs_inode e, f;
+	fsblock_t base;
+	unsigned i;
+
+	rnd_state = seed;
+	TRY(new_file(fs, "e", RFS_IFLAG_REFLINK, &e));
+	TRY(alloc_exact(fs, 64, &base));
+	TRY(map(fs, &e, RFS_FORK_DATA, 0, base, 64));
+	for (i = 0; i < n; i++) {
+		extlen_t len = 1 + rnd(16);
+		fsblock_t from = base + rnd(64 - len + 1);
+		char name[32];
+
+		snprintf(name, sizeof(name), "f%u", i);
+		TRY(new_file(fs, name, RFS_IFLAG_REFLINK, &f));
+		TRY(map(fs, &f, RFS_FORK_DATA, 0, from, len));
+		TRY(refc_increment(fs, from, len));
+		if (rnd(4) == 0) {
+			TRY(map(fs, &f, RFS_FORK_DATA, 100, from, len));
+			TRY(refc_increment(fs, from, len));
+		}
+		if (i % 3 == 0)
+			TRY(unclone(fs, &f, rnd(len), 1 + rnd(len)));
+	}
+	return unclone(fs, &e, rnd(32), rnd(32) + 1);
+}
+
+static int damage(struct share *s, const char *what)
+{
+	struct rfs_fs *fs = s->fs;
+
+	if (!strcmp(what, "none"))
+		return 0;
+	if (!strcmp(what, "drop-shared"))
+		return drop_rec(fs, RFS_REFC_SHARED, s->p);
+	if (!strcmp(what, "wrong-count")) {
+		TRY(drop_rec(fs, RFS_REFC_SHARED, s->p + 2));
+		return shared_rec(fs, s->p + 2, 2, 4);
+	}
+	if (!strcmp(what, "unshared-record"))
+		return shared_rec(fs, s->p + 6, 2, 2);
+	if (!strcmp(what, "unmerged")) {
+		TRY(drop_rec(fs, RFS_REFC_SHARED, s->p));
+		TRY(shared_rec(fs, s->p, 1, 2));
+		return shared_rec(fs, s->p + 1, 1, 2);
+	}
+	if (!strcmp(what, "leftover-staging"))
+		return leftover_staging(s);
+	if (!strcmp(what, "fork-no-staging"))
+		return refc_cow_remove(fs, s->staged, 2);
+	if (!strcmp(what, "staging-owner"))
+		return set_owner(fs, s->staged, s->a.ino);
+	if (!strcmp(what, "staging-in-data"))
+		return map(fs, &s->a, RFS_FORK_DATA, 20, s->staged, 2);
+	if (!strcmp(what, "no-flag")) {
+		s->b.flags &= ~(uint64_t)RFS_IFLAG_REFLINK;
+		return inode_write(fs, &s->b);
+	}
+	if (!strcmp(what, "overlap"))
+		return overlap(s);
+	if (!strcmp(what, "no-feature")) {
+		fs->sb.feat_ro_compat &= ~RFS_FEAT_RO_COMPAT_REFLINK;
+		fs_sb_dirty(fs);
+		return 0;
+	}
+	fprintf(stderr, "rfs_share: unknown damage '%s'\n", what);
+	return -EINVAL;
+}
+
+int main(int argc, char **argv)
+{
+	struct share s = {0};
+	struct rfs_dev *dev;
+	char why[200];
+	int ret;
+
+	if (argc != 3 && !(argc == 5 && !strcmp(argv[2], "clones"))) {
+		fprintf(stderr, "usage: %s IMAGE DAMAGE | %s IMAGE clones N SEED\n", argv[0],
+			argv[0]);
+		return 16;
+	}
+	ret = dev_open_file(argv[1], 0, 0, &dev);
+	if (!ret)
+		ret = fs_open(dev, RFS_FS_NOJOURNAL, 8u << 20, &s.fs, why, sizeof(why));
+	if (ret) {
+		fprintf(stderr, "%s: cannot open: %s\n", argv[1], strerror(-ret));
+		return 1;
+	}
+	ret = build(&s);
+	if (!ret && argc == 5)
+		ret = clones(&s, (unsigned)atoi(argv[3]), strtoull(argv[4], NULL, 0));
+	else if (!ret)
+		ret = damage(&s, argv[2]);
+	if (!ret)
+		printf("%llu\n", (unsigned long long)s.p);
+	if (fs_close(s.fs))
+		ret = -EIO;
+	return ret ? 1 : 0;
+}
