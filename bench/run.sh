@@ -5,6 +5,9 @@
 # interleaved, prints the summary table.
 #
 #   bench/run.sh [PEERS] [REPS]        default: "fuse2fs" 3
+#   MODE=reflink bench/run.sh xfs 3      the clone workload instead: clone of
+#                                        a 2 GiB file, 1000 overwrites + fsync
+#                                        into the clone vs an unshared file
 #   WORKLOADS="meta untar" bench/run.sh fuse2fs 1    a subset
 #   SEQ_MIB=512 bench/run.sh ...        smaller sequential files
 #
@@ -36,7 +39,7 @@ trap cleanup EXIT
 # shellcheck source=/dev/null
 . "$shared/systems.sh"
 for s in $peers; do sys_up "$s"; done
-"$shared/anchors.sh" run "$peers ext:reflinkfs:$mnt" "$reps"
+"$shared/anchors.sh" "${MODE:-run}" "$peers ext:reflinkfs:$mnt" "$reps"
 # daemon memory after the run (the untar workload leaves the most behind)
 awk '/^VmRSS|^VmHWM/' "/proc/$pid/status"
 "$shared/summarize.py" "$RESULTS"
