@@ -58,9 +58,9 @@ const struct rfs_btree_ops rfs_refc_ops = {
 
 uint32_t refc_credits(const struct rfs_fs *fs, unsigned pieces)
 {
-	/* per piece: the record split in three (delete, two inserts) and two
-	 * neighbours merged away; new tree nodes come from the free list,
-	 * topped up once */
+	/* per piece: two inserts (the tail of the record, the piece) and
+	 * updates or deletes of the record and of two neighbours merged; new
+	 * tree nodes come from the free list, topped up once */
 	return pieces * 5 * btree_record_credits(&fs->refc) + alloc_credits(fs);
 }
 
@@ -195,55 +195,97 @@ int refc_clip(struct rfs_fs *fs, fsblock_t start, extlen_t len, unsigned max_pie
 	return 0;
 }
 
-/* Inserts a shared record for [START, START+LEN) with COUNT, merged with
- * neighbours of the same count. */
-static int insert_merged(struct rfs_fs *fs, fsblock_t start, extlen_t len, uint32_t count)
+/* Replaces the record with X's key (same size: never a new tree node). */
+static int rec_update(struct rfs_fs *fs, const struct rrec *x)
 {
-	struct rrec m = {RFS_REFC_SHARED, start, len, count, 0}, n;
+	struct rfs_refc_rec r;
 	int ret;
 
-	if (start > 0) {
-		ret = lookup(fs, RFS_REFC_SHARED, start - 1, RFS_LOOKUP_LE, &n);
-		if (ret && ret != -ENOENT)
-			return ret;
-		if (!ret && n.start + n.len == start && n.count == count &&
-		    n.len + m.len <= REC_LEN_MAX) {
-			ret = rec_delete(fs, &n);
-			if (ret)
-				return ret;
-			m.start = n.start;
-			m.len += n.len;
-		}
-	}
-	ret = lookup(fs, RFS_REFC_SHARED, start + len, RFS_LOOKUP_EQ, &n);
-	if (ret && ret != -ENOENT)
-		return ret;
-	if (!ret && n.count == count && n.len + m.len <= REC_LEN_MAX) {
-		ret = rec_delete(fs, &n);
-		if (ret)
-			return ret;
-		m.len += n.len;
-	}
-	return rec_insert(fs, &m);
+	rec_encode(&r, x);
+	ret = btree_update(&fs->refc, &r, sizeof(r));
+	return ret == -ENOENT ? -EUCLEAN : ret;
 }
 
-/* Gives [POS, POS+RUN) of shared record X the count NEW (< 2: no record),
- * keeping the rest of X as it was. */
-static int recount_part(struct rfs_fs *fs, const struct rrec *x, fsblock_t pos, extlen_t run,
-			uint32_t new_count)
+/* Inserts A, then B (either may be NULL). If B fails, A is taken out
+ * again: a full device changes nothing. */
+static int insert_two(struct rfs_fs *fs, const struct rrec *a, const struct rrec *b)
 {
-	struct rrec head = *x, tail = *x;
-	int ret = rec_delete(fs, x);
+	int ret = a ? rec_insert(fs, a) : 0, undo;
 
-	head.len = pos - x->start;
-	tail.start = pos + run;
-	tail.len = x->start + x->len - tail.start;
-	if (!ret && head.len)
-		ret = rec_insert(fs, &head);
-	if (!ret && tail.len)
-		ret = rec_insert(fs, &tail);
-	if (!ret && new_count >= 2)
-		ret = insert_merged(fs, pos, run, new_count);
+	if (ret || !b)
+		return ret;
+	ret = rec_insert(fs, b);
+	if (ret && a) {
+		undo = rec_delete(fs, a);
+		ret = undo ? undo : ret;
+	}
+	return ret;
+}
+
+/* The shared records M may merge with: *L ending where M starts, *R
+ * starting where M ends, with M's count and within the length limit. */
+static int find_merges(struct rfs_fs *fs, const struct rrec *m, struct rrec *l, int *have_l,
+		       struct rrec *r, int *have_r)
+{
+	int ret = -ENOENT;
+
+	if (m->start > 0)
+		ret = lookup(fs, RFS_REFC_SHARED, m->start - 1, RFS_LOOKUP_LE, l);
+	if (ret && ret != -ENOENT)
+		return ret;
+	*have_l = !ret && l->start + l->len == m->start && l->count == m->count &&
+		  l->len + m->len <= REC_LEN_MAX;
+	ret = lookup(fs, RFS_REFC_SHARED, m->start + m->len, RFS_LOOKUP_EQ, r);
+	if (ret && ret != -ENOENT)
+		return ret;
+	*have_r = !ret && r->count == m->count &&
+		  r->len + m->len + (*have_l ? l->len : 0) <= REC_LEN_MAX;
+	return 0;
+}
+
+/*
+ * Gives [POS, POS+RUN) the count NEW (< 2: no record), merged with
+ * neighbours of that count. X is the shared record holding the piece (the
+ * rest of it keeps its count), or NULL for a gap.
+ *
+ * Only records with new keys need a tree node, so they are inserted first
+ * (the tail of X, and the piece unless it extends a neighbour or takes X's
+ * key); the rest are updates in place and deletes, which never allocate.
+ * A full device (-ENOSPC) thus leaves every count as it was: dropping a
+ * record first and failing to put it back would lose references, and a
+ * block still mapped twice would be freed on the next decrement.
+ */
+static int set_count(struct rfs_fs *fs, const struct rrec *x, fsblock_t pos, extlen_t run,
+		     uint32_t new_count)
+{
+	struct rrec head = {0}, tail = {0}, mid = {RFS_REFC_SHARED, pos, run, new_count, 0};
+	struct rrec l = {0}, r = {0};
+	int have_l = 0, have_r = 0, ret = 0;
+
+	if (x) {
+		head = tail = *x;
+		head.len = pos - x->start;
+		tail.start = pos + run;
+		tail.len = x->start + x->len - tail.start;
+	}
+	if (new_count >= 2)
+		ret = find_merges(fs, &mid, &l, &have_l, &r, &have_r);
+	if (ret)
+		return ret;
+	mid.len += have_r ? r.len : 0;
+	l.len += have_l ? mid.len : 0;
+	ret = insert_two(fs, tail.len ? &tail : NULL,
+			 new_count >= 2 && !have_l && (!x || head.len) ? &mid : NULL);
+	if (!ret && x && head.len)
+		ret = rec_update(fs, &head);
+	else if (!ret && x && new_count >= 2 && !have_l)
+		ret = rec_update(fs, &mid); /* the piece starts X: it takes X's key */
+	else if (!ret && x)
+		ret = rec_delete(fs, x);
+	if (!ret && have_l)
+		ret = rec_update(fs, &l);
+	if (!ret && have_r)
+		ret = rec_delete(fs, &r);
 	return ret;
 }
 
@@ -278,10 +320,7 @@ int refc_increment(struct rfs_fs *fs, fsblock_t start, extlen_t len)
 		ret = piece_at(fs, pos, end - pos, &count, &run, &x);
 		if (ret)
 			break;
-		if (count >= 2)
-			ret = recount_part(fs, &x, pos, run, count + 1);
-		else
-			ret = insert_merged(fs, pos, run, 2);
+		ret = set_count(fs, count >= 2 ? &x : NULL, pos, run, count + 1);
 		pos += run;
 	}
 	return ret;
@@ -302,7 +341,7 @@ int refc_decrement(struct rfs_fs *fs, fsblock_t start, extlen_t len, rfs_refc_fr
 		if (ret)
 			break;
 		if (count >= 2)
-			ret = recount_part(fs, &x, pos, run, count - 1);
+			ret = set_count(fs, &x, pos, run, count - 1);
 		else
 			ret = free_fn(arg, pos, run);
 		pos += run;
@@ -319,29 +358,58 @@ int refc_cow_add(struct rfs_fs *fs, fsblock_t start, extlen_t len, rfs_ino_t own
 	return rec_insert(fs, &x);
 }
 
+/* Refuses a remove of anything not all staging before any change (the
+ * caller's fork is corrupt then: a half-done remove would leave it worse). */
+static int check_staging(struct rfs_fs *fs, fsblock_t pos, fsblock_t end)
+{
+	while (pos < end) {
+		struct rrec x;
+		int ret = lookup(fs, RFS_REFC_COW, pos, RFS_LOOKUP_LE, &x);
+
+		if (ret == -ENOENT || (!ret && x.start + x.len <= pos))
+			return -EUCLEAN;
+		if (ret)
+			return ret;
+		pos = x.start + x.len;
+	}
+	return 0;
+}
+
+/* Inserts what lies past END of the staging record holding END - 1: the
+ * one change of a remove that may need a tree node, made first so that a
+ * full device changes nothing. */
+static int cow_insert_tail(struct rfs_fs *fs, fsblock_t end)
+{
+	struct rrec x;
+	int ret = lookup(fs, RFS_REFC_COW, end - 1, RFS_LOOKUP_LE, &x);
+
+	if (ret || x.start + x.len <= end)
+		return ret;
+	x.len = x.start + x.len - end;
+	x.start = end;
+	return rec_insert(fs, &x);
+}
+
 int refc_cow_remove(struct rfs_fs *fs, fsblock_t start, extlen_t len)
 {
 	fsblock_t pos = start, end = start + len;
-	int ret = 0;
+	int ret = check_staging(fs, start, end);
 
+	if (!ret && len)
+		ret = cow_insert_tail(fs, end);
 	while (!ret && pos < end) {
-		struct rrec x, head, tail;
+		struct rrec x;
+		fsblock_t next;
 
 		ret = lookup(fs, RFS_REFC_COW, pos, RFS_LOOKUP_LE, &x);
 		if (ret == -ENOENT || (!ret && x.start + x.len <= pos))
 			return -EUCLEAN; /* not staging: the caller's fork is corrupt */
 		if (ret)
 			break;
-		head = tail = x;
-		head.len = pos - x.start;
-		tail.start = RFS_MIN(end, x.start + x.len);
-		tail.len = x.start + x.len - tail.start;
-		ret = rec_delete(fs, &x);
-		if (!ret && head.len)
-			ret = rec_insert(fs, &head);
-		if (!ret && tail.len)
-			ret = rec_insert(fs, &tail);
-		pos = tail.start;
+		next = RFS_MIN(end, x.start + x.len);
+		x.len = pos - x.start; /* the head before POS keeps X's key */
+		ret = x.len ? rec_update(fs, &x) : rec_delete(fs, &x);
+		pos = next;
 	}
 	return ret;
 }
