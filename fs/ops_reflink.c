@@ -106,8 +106,22 @@ static int share_step(struct rfs_mount *m, rfs_ino_t src_ino, rfs_ino_t dst_ino,
 	struct rfs_inode src, dst, *sp = &src;
 	struct rfs_handle *h;
 	fileoff_t next = *off;
+	fileoff_t d = dblk + (*off - sblk);
+	struct rfs_extent e;
 	uint64_t reached;
-	int ret = op_begin(m, file_clone_credits(m->fs), &h);
+	int ret;
+
+	/* a copy into a new file has nothing to unshare: a smaller
+	 * reservation, which does not force a commit first */
+	pthread_mutex_lock(&m->lock);
+	ret = bmap_find(m->fs, dst_ino, RFS_FORK_DATA, d, &e);
+	pthread_mutex_unlock(&m->lock);
+	if (ret < 0 && ret != -ENOENT)
+		return ret;
+	ret = op_begin(m,
+		       file_clone_credits(m->fs, ret == -ENOENT ||
+							 (ret == 1 && e.off >= d + (end - *off))),
+		       &h);
 
 	if (ret)
 		return ret;

@@ -128,6 +128,24 @@ int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
 	return ext->off > off ? 1 : 0;
 }
 
+int bmap_find_prev(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+		   struct rfs_extent *ext)
+{
+	struct rfs_bmap_rec key, r;
+	int ret;
+
+	if (fork > RFS_FORK_COW)
+		return -EINVAL;
+	key_encode(&key, ino, fork, RFS_MIN(off, RFS_MAX_FILE_BLOCKS - 1));
+	ret = btree_lookup(&fs->bmap, &key, RFS_LOOKUP_LE, &r, sizeof(r), NULL);
+	if (ret)
+		return ret;
+	if (!rec_owned(&r, ino, fork))
+		return -ENOENT;
+	rec_decode(&r, ext);
+	return 0;
+}
+
 static int rec_insert(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e)
 {
 	struct rfs_bmap_rec r;

@@ -34,6 +34,11 @@ extern const struct rfs_btree_ops rfs_bmap_ops;
 int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
 	      struct rfs_extent *ext);
 
+/* The last extent of (INO, FORK) starting at or before OFF (0), or
+ * -ENOENT. */
+int bmap_find_prev(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+		   struct rfs_extent *ext);
+
 /* Maps E (its range must be unmapped: -EUCLEAN otherwise), merging with
  * contiguous neighbours. Dirties at most 3 leaves' worth of records. */
 int bmap_map(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e);

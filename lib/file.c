@@ -78,12 +78,23 @@ int file_plan_read(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, extlen_t len
 }
 
 /* Where the block before OFF lives, plus one: the goal for OFF. */
+/*
+ * Where block OFF of INO should go: where the nearest extent before it
+ * would put it if the file were contiguous (or, with none before, the
+ * nearest after). Writes of one file can arrive out of order (write-back
+ * from several threads): aiming at the offset, not at the end of what is
+ * mapped, leaves room for the blocks still to come.
+ */
 static fsblock_t alloc_goal(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off)
 {
 	struct rfs_extent e;
+	int ret = off > 0 ? bmap_find_prev(fs, ino, RFS_FORK_DATA, off - 1, &e) : -ENOENT;
 
-	if (off > 0 && bmap_find(fs, ino, RFS_FORK_DATA, off - 1, &e) == 0)
+	if (ret == 0 && e.pblk + (off - e.off) < fs->sb.block_count)
 		return e.pblk + (off - e.off);
+	if (ret == -ENOENT && bmap_find(fs, ino, RFS_FORK_DATA, off, &e) == 1 &&
+	    e.pblk > e.off - off)
+		return e.pblk - (e.off - off);
 	return 0;
 }
 
@@ -520,14 +531,14 @@ int file_cow_remap(struct rfs_fs *fs, struct rfs_inode *inode, const struct rfs_
 	return ret;
 }
 
-uint32_t file_clone_credits(const struct rfs_fs *fs)
+uint32_t file_clone_credits(const struct rfs_fs *fs, int dst_empty)
 {
 	uint32_t bm = btree_record_credits(&fs->bmap);
+	uint32_t clear = dst_empty ? 0 : 4 * bm + unshare_credits(fs, RFS_REFC_STEP);
 
 	/* per step: the source chunk shared and mapped, the destination's
 	 * chunk there cut out and unshared */
-	return RFS_CLONE_STEP * (refc_credits(fs, RFS_REFC_STEP) + 2 * bm + 4 * bm +
-				 unshare_credits(fs, RFS_REFC_STEP)) +
+	return RFS_CLONE_STEP * (refc_credits(fs, RFS_REFC_STEP) + 2 * bm + clear) +
 	       2 * btree_record_credits(&fs->inodes) + 1;
 }
 

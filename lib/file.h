@@ -100,7 +100,9 @@ int file_cancel_cow(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t 
 
 /* Extents one clone step maps. */
 #define RFS_CLONE_STEP 4
-uint32_t file_clone_credits(const struct rfs_fs *fs);
+/* Credits of one clone step; DST_EMPTY: the destination range maps no
+ * blocks (nothing to unshare there: a copy into a new file). */
+uint32_t file_clone_credits(const struct rfs_fs *fs, int dst_empty);
 /*
  * Shares blocks: SRC's [SOFF, SOFF+LEN) replaces DST's range at DOFF. The
  * written blocks get one more reference and are mapped in DST; holes and
