@@ -95,4 +95,37 @@ uint32_t free_step_credits(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from);
 /* Frees an orphan's blocks and record in bounded transactions. */
 int free_orphan(struct rfs_mount *m, rfs_ino_t ino);
 
+/* --- POSIX ACLs (ops_xattr.c) ------------------------------------------------ */
+
+/* At init: asks for POSIX ACLs (the kernel then enforces and caches them)
+ * and for the umask to be left to us (DONT_MASK), which a default ACL
+ * replaces; without both, system.* attributes stay unsupported. */
+void rfs_acl_init(struct fuse_conn_info *conn);
+
+/* The ACLs a new inode inherits from its parent's default ACL, in the
+ * kernel's xattr format (malloc'ed; NULL: none). */
+struct acl_new {
+	size_t budget; /* parent's default ACL size the credits are for */
+	void *access, *deflt;
+	size_t access_len, deflt_len;
+};
+/* Before the handle: looks at PARENT's default ACL (metadata lock) so that
+ * acl_new_credits can reserve for storing what a new inode of MODE
+ * inherits. */
+void acl_new_init(struct rfs_mount *m, rfs_ino_t parent, uint32_t mode, struct acl_new *a);
+uint32_t acl_new_credits(const struct rfs_mount *m, const struct acl_new *a);
+/* Metadata lock held: the permission bits of *MODE (the new inode's type
+ * and the mode asked for) become the create mode masked by the parent's
+ * default ACL, and A holds the inherited ACLs (posix_acl_create); without a
+ * default ACL the request's umask applies. -EAGAIN if the default ACL grew
+ * past A's budget since acl_new_init: start a handle with the new
+ * acl_new_credits and call again. */
+int acl_new_locked(fuse_req_t req, struct rfs_mount *m, rfs_ino_t parent, uint32_t *mode,
+		   struct acl_new *a);
+/* Stores A's ACLs on INO, all or none; acl_new_remove takes them off again
+ * (a create that failed after this). Metadata lock held, inside a handle. */
+int acl_new_store(struct rfs_mount *m, rfs_ino_t ino, const struct acl_new *a);
+void acl_new_remove(struct rfs_mount *m, rfs_ino_t ino, const struct acl_new *a);
+void acl_new_done(struct acl_new *a);
+
 #endif

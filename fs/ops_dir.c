@@ -141,10 +141,31 @@ static int store_symlink(struct rfs_mount *m, struct rfs_inode *inode, const cha
 	return ret;
 }
 
+/* Inserts INODE, the ACLs it inherits, then its name: if the name cannot
+ * be added (no block for a split), nothing is left behind, not even in the
+ * committed transaction. */
+static int insert_node(struct rfs_mount *m, fuse_ino_t parent, const char *name,
+		       struct rfs_inode *inode, const struct acl_new *acl)
+{
+	int ret = inode_insert(m->fs, inode);
+
+	if (ret)
+		return ret;
+	ret = acl_new_store(m, inode->ino, acl);
+	if (!ret && (ret = dir_add(m->fs, parent, name, strlen(name), inode->ino,
+				   dtype(inode->mode), NULL)))
+		acl_new_remove(m, inode->ino, acl);
+	if (ret)
+		inode_delete(m->fs, inode->ino);
+	return ret;
+}
+
 static int make_node_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t parent,
-			    const char *name, const struct node_args *a, struct rfs_inode *inode)
+			    const char *name, const struct node_args *a, struct acl_new *acl,
+			    struct rfs_inode *inode)
 {
 	struct rfs_inode dir;
+	uint32_t mode = a->mode;
 	rfs_ino_t old;
 	uint8_t ftype;
 	int ret = read_dir_locked(m, parent, &dir);
@@ -156,9 +177,11 @@ static int make_node_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t pare
 	if (S_ISDIR(a->mode) && dir.nlink >= RFS_LINK_MAX)
 		return -EMLINK;
 	ret = check_meta_space(m);
+	if (!ret) /* the parent's default ACL, or the umask */
+		ret = acl_new_locked(req, m, parent, &mode, acl);
 	if (ret)
 		return ret;
-	inode_init_new(m->fs, inode, a->mode, 0, 0);
+	inode_init_new(m->fs, inode, mode, 0, 0);
 	init_owner(req, &dir, inode);
 	inode->rdev = a->rdev;
 	inode->parent = parent;
@@ -167,14 +190,8 @@ static int make_node_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t pare
 		dir.nlink++;
 	}
 	ret = a->symlink ? store_symlink(m, inode, a->symlink) : 0;
-	if (!ret) {
-		ret = inode_insert(m->fs, inode);
-		/* the name last: if it cannot be added (no block for a split),
-		 * nothing is left behind, not even in the committed transaction */
-		if (!ret && (ret = dir_add(m->fs, parent, name, strlen(name), inode->ino,
-					   dtype(a->mode), NULL)))
-			inode_delete(m->fs, inode->ino);
-	}
+	if (!ret)
+		ret = insert_node(m, parent, name, inode, acl);
 	if (ret && inode->nblocks) { /* a long symlink's blocks */
 		fileoff_t next;
 		file_free_range(m->fs, inode, 0, RFS_MAX_FILE_BLOCKS, &next);
@@ -185,28 +202,32 @@ static int make_node_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t pare
 	return inode_write(m->fs, &dir);
 }
 
+/* Makes a node, in one transaction with the ACLs it inherits. A default ACL
+ * that grew while the handle was taken (-EAGAIN) costs another try with
+ * the credits it needs. */
 int rfs_make_node(fuse_req_t req, fuse_ino_t parent, const char *name, const struct node_args *a,
 		  struct rfs_inode *inode)
 {
 	struct rfs_mount *m = req_mount(req);
 	struct rfs_handle *h;
-	int ret = check_name(name);
-
-	int tries = 0;
+	struct acl_new acl;
+	int tries = 0, ret = check_name(name);
 
 	if (!ret && a->symlink && strlen(a->symlink) >= 4096)
 		ret = -ENAMETOOLONG;
 	if (ret)
 		return ret;
+	acl_new_init(m, parent, a->mode, &acl);
 	do {
-		ret = op_begin(m, RFS_META_CREDITS, &h);
+		ret = op_begin(m, RFS_META_CREDITS + acl_new_credits(m, &acl), &h);
 		if (ret)
-			return ret;
-		ret = make_node_locked(req, m, parent, name, a, inode);
+			break;
+		ret = make_node_locked(req, m, parent, name, a, &acl, inode);
 		if (a->symlink && !ret && inode->inline_type != RFS_INLINE_SYMLINK)
 			txn_set_ordered(h);
 		ret = op_end(m, h, ret);
-	} while (!tries++ && retry_after_commit(m, ret));
+	} while (ret == -EAGAIN || (!tries++ && retry_after_commit(m, ret)));
+	acl_new_done(&acl);
 	return ret;
 }
 

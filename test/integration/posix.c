@@ -7,7 +7,7 @@
  *
  * Every test works in a fresh directory of its own under $RFS_MNT. Tests
  * whose subject is permission checking run parts of themselves in a forked
- * child as uid/gid 65534 (and 65533): the mount needs -o allow_other.
+ * child as uid/gid 65534 (and 65533, 65532): the mount needs -o allow_other.
  * RFS_WRITEBACK=1 (default) says the mount uses the kernel's write-back
  * cache: errors a write cannot know yet (EFBIG, ENOSPC) then surface at
  * fsync at the latest, as FUSE does; with 0 they must come from write.
@@ -23,14 +23,18 @@
  *   posix symlinks DIR N make|check       long symlinks in fragmented space
  *   posix crashwriter DIR LOG             write and fsync until killed
  *   posix crashcheck DIR LOG              what was fsync'ed is intact
+ *   posix acls DIR make|check             POSIX ACLs across a remount
  */
 #include <check.h>
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
 #include <linux/falloc.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +49,13 @@
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
 #define NOBODY	 65534
 #define NOBODY2	 65533
+#define NOBODY3	 65532
 #define MAX_FILE ((off_t)1 << 60)
 
 static const char *mnt;
@@ -2084,6 +2090,473 @@ START_TEST(t_perm_setgid_dir)
 }
 END_TEST
 
+/* --- POSIX ACLs ---------------------------------------------------------------- */
+
+/* ACLs are set and read as setfacl and getfacl do, through the system.*
+ * attributes in the kernel's format: a struct posix_acl_xattr_header
+ * (version 2), then 8-byte entries (tag, permissions, id). */
+#define ACL_A	 "system.posix_acl_access"
+#define ACL_D	 "system.posix_acl_default"
+#define ACL_NOID ((uint32_t)ACL_UNDEFINED_ID)
+#define ACL_MAXN 32
+#define ACL_BYTES                                                                                  \
+	(sizeof(struct posix_acl_xattr_header) + ACL_MAXN * sizeof(struct posix_acl_xattr_entry))
+
+struct acl_ent {
+	uint16_t tag, perm;
+	uint32_t id;
+};
+
+/* Entries as getfacl shows them: UO(6) is user::rw-, UN(65534, 6)
+ * user:65534:rw-, and GO, GN, MK (the mask), OT (others). */
+#define UO(p)                                                                                      \
+	{                                                                                          \
+		ACL_USER_OBJ, p, ACL_NOID                                                          \
+	}
+#define UN(id, p)                                                                                  \
+	{                                                                                          \
+		ACL_USER, p, id                                                                    \
+	}
+#define GO(p)                                                                                      \
+	{                                                                                          \
+		ACL_GROUP_OBJ, p, ACL_NOID                                                         \
+	}
+#define GN(id, p)                                                                                  \
+	{                                                                                          \
+		ACL_GROUP, p, id                                                                   \
+	}
+#define MK(p)                                                                                      \
+	{                                                                                          \
+		ACL_MASK, p, ACL_NOID                                                              \
+	}
+#define OT(p)                                                                                      \
+	{                                                                                          \
+		ACL_OTHER, p, ACL_NOID                                                             \
+	}
+/* ENTS(...): an array of entries and its length, as two arguments. */
+#define ENTS(...)                                                                                  \
+	((const struct acl_ent[]){__VA_ARGS__}),                                                   \
+		(sizeof((const struct acl_ent[]){__VA_ARGS__}) / sizeof(struct acl_ent))
+
+static size_t acl_encode(uint8_t *buf, const struct acl_ent *e, size_t n)
+{
+	struct posix_acl_xattr_header h = {htole32(POSIX_ACL_XATTR_VERSION)};
+	size_t i;
+
+	memcpy(buf, &h, sizeof(h));
+	for (i = 0; i < n; i++) {
+		struct posix_acl_xattr_entry x = {htole16(e[i].tag), htole16(e[i].perm),
+						  htole32(e[i].id)};
+		memcpy(buf + sizeof(h) + i * sizeof(x), &x, sizeof(x));
+	}
+	return sizeof(h) + n * sizeof(struct posix_acl_xattr_entry);
+}
+
+/* setxattr of ACL NAME of PATH to E (N entries): 0, or -1 with errno. */
+static int acl_set(const char *path, const char *name, const struct acl_ent *e, size_t n)
+{
+	uint8_t buf[ACL_BYTES];
+
+	return setxattr(path, name, buf, acl_encode(buf, e, n), 0);
+}
+
+/* Reads ACL NAME of PATH into E (ACL_MAXN entries): the number of entries,
+ * -1 with errno, or -2 if it is not in the kernel's format. */
+static int acl_read(const char *path, const char *name, struct acl_ent *e)
+{
+	uint8_t buf[ACL_BYTES];
+	struct posix_acl_xattr_header h;
+	ssize_t len = getxattr(path, name, buf, sizeof(buf));
+	size_t i, n;
+
+	if (len < 0)
+		return -1;
+	memcpy(&h, buf, sizeof(h));
+	n = ((size_t)len - sizeof(h)) / sizeof(struct posix_acl_xattr_entry);
+	if ((size_t)len < sizeof(h) || le32toh(h.a_version) != POSIX_ACL_XATTR_VERSION ||
+	    sizeof(h) + n * sizeof(struct posix_acl_xattr_entry) != (size_t)len)
+		return -2;
+	for (i = 0; i < n; i++) {
+		struct posix_acl_xattr_entry x;
+		memcpy(&x, buf + sizeof(h) + i * sizeof(x), sizeof(x));
+		e[i] = (struct acl_ent){le16toh(x.e_tag), le16toh(x.e_perm), le32toh(x.e_id)};
+	}
+	return (int)n;
+}
+
+static const char *acl_tag_name(uint16_t tag)
+{
+	switch (tag) {
+	case ACL_USER_OBJ:
+	case ACL_USER:
+		return "u";
+	case ACL_GROUP_OBJ:
+	case ACL_GROUP:
+		return "g";
+	case ACL_MASK:
+		return "m";
+	case ACL_OTHER:
+		return "o";
+	}
+	return "?";
+}
+
+/* "u::rw-,u:65534:rwx,..." into BUF. */
+static const char *acl_text(const struct acl_ent *e, int n, char *buf, size_t size)
+{
+	size_t pos = 0;
+	int i;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && pos < size; i++) {
+		char id[16] = "";
+
+		if (e[i].tag == ACL_USER || e[i].tag == ACL_GROUP)
+			snprintf(id, sizeof(id), "%u", e[i].id);
+		pos += (size_t)snprintf(buf + pos, size - pos, "%s%s:%s:%c%c%c", i ? "," : "",
+					acl_tag_name(e[i].tag), id, e[i].perm & 4 ? 'r' : '-',
+					e[i].perm & 2 ? 'w' : '-', e[i].perm & 1 ? 'x' : '-');
+	}
+	return buf;
+}
+
+/* 0 if ACL NAME of PATH is exactly E (N entries), else 1 with the
+ * difference in WHY. */
+static int acl_differs(const char *path, const char *name, const struct acl_ent *e, size_t n,
+		       char *why, size_t whylen)
+{
+	struct acl_ent got[ACL_MAXN];
+	char a[512], b[512];
+	int k = acl_read(path, name, got);
+
+	if (k == (int)n && !memcmp(got, e, n * sizeof(*e)))
+		return 0;
+	if (k < 0)
+		snprintf(why, whylen, "%s %s: %s", path, name,
+			 k == -1 ? strerror(errno) : "not an ACL");
+	else
+		snprintf(why, whylen, "%s %s: %s, expected %s", path, name,
+			 acl_text(got, k, a, sizeof(a)), acl_text(e, (int)n, b, sizeof(b)));
+	return 1;
+}
+
+static void ck_acl(const char *path, const char *name, const struct acl_ent *e, size_t n)
+{
+	char why[1200];
+
+	ck_assert_msg(!acl_differs(path, name, e, n, why, sizeof(why)), "%s", why);
+}
+
+static int mode_of(const char *path)
+{
+	return (int)(st_of(path).st_mode & 07777);
+}
+
+START_TEST(t_acl_access)
+{
+	char list[512];
+	ssize_t len;
+
+	write_file("f", "x", 1, 0644);
+	/* none yet */
+	FAILS(ENODATA, getxattr("f", ACL_A, NULL, 0));
+	FAILS(ENODATA, getxattr("f", ACL_D, NULL, 0));
+	SYS(acl_set("f", ACL_A, ENTS(UO(6), UN(NOBODY, 6), GO(4), GN(NOBODY2, 4), MK(6), OT(0))));
+	ck_acl("f", ACL_A, ENTS(UO(6), UN(NOBODY, 6), GO(4), GN(NOBODY2, 4), MK(6), OT(0)));
+	/* the mode's group bits show the mask */
+	ck_assert_int_eq(mode_of("f"), 0660);
+	ck_assert_int_eq(SYS(getxattr("f", ACL_A, NULL, 0)), 4 + 6 * 8);
+	len = SYS(listxattr("f", list, sizeof(list)));
+	ck_assert(memmem(list, (size_t)len, ACL_A, sizeof(ACL_A)) != NULL);
+	/* replaced by one the mode can say: the mode changes, no ACL is kept */
+	SYS(acl_set("f", ACL_A, ENTS(UO(7), GO(5), OT(1))));
+	ck_assert_int_eq(mode_of("f"), 0751);
+	FAILS(ENODATA, getxattr("f", ACL_A, NULL, 0));
+	/* directories have them too, and the owning group stays as it was
+	 * beside the mask */
+	SYS(mkdir("d", 0755));
+	SYS(acl_set("d", ACL_A, ENTS(UO(7), UN(NOBODY, 5), GO(7), MK(5), OT(0))));
+	ck_assert_int_eq(mode_of("d"), 0750);
+	ck_acl("d", ACL_A, ENTS(UO(7), UN(NOBODY, 5), GO(7), MK(5), OT(0)));
+	FAILS(ENODATA, getxattr("d", ACL_D, NULL, 0));
+}
+END_TEST
+
+START_TEST(t_acl_remove)
+{
+	char list[512];
+	ssize_t len;
+	uint8_t hdr[ACL_BYTES];
+
+	touch("f");
+	SYS(acl_set("f", ACL_A, ENTS(UO(6), UN(NOBODY, 6), GO(4), MK(6), OT(4))));
+	SYS(removexattr("f", ACL_A));
+	FAILS(ENODATA, getxattr("f", ACL_A, NULL, 0));
+	len = SYS(listxattr("f", list, sizeof(list)));
+	ck_assert(memmem(list, (size_t)len, ACL_A, sizeof(ACL_A)) == NULL);
+	ck_assert_int_eq(mode_of("f"), 0664); /* the mode stays */
+	/* removing what is not there is no error (ext4, XFS) */
+	SYS(removexattr("f", ACL_A));
+	SYS(removexattr("f", ACL_D));
+	/* an empty ACL (the header alone) removes one too */
+	SYS(acl_set("f", ACL_A, ENTS(UO(6), UN(NOBODY, 6), GO(4), MK(4), OT(4))));
+	SYS(setxattr("f", ACL_A, hdr, acl_encode(hdr, NULL, 0), 0));
+	FAILS(ENODATA, getxattr("f", ACL_A, NULL, 0));
+	ck_assert_int_eq(mode_of("f"), 0644);
+	/* a default ACL */
+	SYS(mkdir("d", 0755));
+	SYS(acl_set("d", ACL_D, ENTS(UO(7), GO(5), OT(5))));
+	SYS(removexattr("d", ACL_D));
+	FAILS(ENODATA, getxattr("d", ACL_D, NULL, 0));
+	touch("d/f");
+	FAILS(ENODATA, getxattr("d/f", ACL_A, NULL, 0));
+}
+END_TEST
+
+static int child_acl_rw(void *arg)
+{
+	int fd = open((const char *)arg, O_RDWR);
+
+	CHK(fd >= 0);
+	CHK(write(fd, "w", 1) == 1);
+	CHK(close(fd) == 0);
+	return 0;
+}
+
+static int child_acl_ro(void *arg)
+{
+	int fd = open((const char *)arg, O_RDONLY);
+
+	CHK(fd >= 0 && close(fd) == 0);
+	CHK_FAILS(EACCES, open((const char *)arg, O_WRONLY));
+	return 0;
+}
+
+static int child_acl_none(void *arg)
+{
+	CHK_FAILS(EACCES, open((const char *)arg, O_RDONLY));
+	CHK_FAILS(EACCES, open((const char *)arg, O_WRONLY));
+	return 0;
+}
+
+static int child_acl_dir(void *arg)
+{
+	int allowed = arg != NULL;
+
+	if (allowed) {
+		CHK(close(open("d/new", O_CREAT | O_WRONLY, 0644)) == 0);
+		CHK(access("d/x", R_OK) == 0);
+	} else {
+		CHK_FAILS(EACCES, open("d/new", O_CREAT | O_WRONLY, 0644));
+		CHK_FAILS(EACCES, access("d/x", R_OK));
+	}
+	return 0;
+}
+
+START_TEST(t_acl_perm)
+{
+	write_file("f", "data", 4, 0600);
+	SYS(acl_set("f", ACL_A, ENTS(UO(6), UN(NOBODY, 6), GO(0), GN(NOBODY2, 4), MK(6), OT(0))));
+	/* a named user may read and write, a named group read */
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_acl_rw, "f"), 0);
+	ck_assert_int_eq(as_user(NOBODY2, NOBODY2, child_acl_ro, "f"), 0);
+	/* someone with no entry of their own gets others' rights: none */
+	ck_assert_int_eq(as_user(NOBODY3, NOBODY3, child_acl_none, "f"), 0);
+	/* the mask (the mode's group bits) limits named entries */
+	SYS(chmod("f", 0640));
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_acl_ro, "f"), 0);
+	SYS(chmod("f", 0600));
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_acl_none, "f"), 0);
+	ck_assert_int_eq(as_user(NOBODY2, NOBODY2, child_acl_none, "f"), 0);
+	SYS(chmod("f", 0660));
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_acl_rw, "f"), 0);
+	ck_assert_int_eq(st_of("f").st_size, 4);
+	/* a directory: a named user may search and create, others not */
+	SYS(mkdir("d", 0700));
+	touch("d/x");
+	SYS(chmod("d/x", 0644));
+	SYS(acl_set("d", ACL_A, ENTS(UO(7), UN(NOBODY, 7), GO(0), MK(7), OT(0))));
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_acl_dir, "allowed"), 0);
+	ck_assert_int_eq(as_user(NOBODY2, NOBODY2, child_acl_dir, NULL), 0);
+	ck_assert_int_eq(st_of("d/new").st_uid, NOBODY);
+}
+END_TEST
+
+START_TEST(t_acl_chmod)
+{
+	touch("f");
+	SYS(acl_set("f", ACL_A, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(7), OT(5))));
+	ck_assert_int_eq(mode_of("f"), 0775);
+	/* chmod rewrites the owner, mask and others entries */
+	SYS(chmod("f", 0640));
+	ck_acl("f", ACL_A, ENTS(UO(6), UN(NOBODY, 7), GO(5), MK(4), OT(0)));
+	SYS(chmod("f", 0751));
+	ck_acl("f", ACL_A, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(5), OT(1)));
+	/* setting the ACL back after a chmod changes the mode again (xfstests
+	 * generic/375: the ACL must not be left stale by the chmod) */
+	SYS(chmod("f", 0600));
+	SYS(acl_set("f", ACL_A, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(7), OT(5))));
+	ck_assert_int_eq(mode_of("f"), 0775);
+	/* set-user-ID and sticky bits stay out of the ACL */
+	SYS(chmod("f", 04700));
+	ck_acl("f", ACL_A, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(0), OT(0)));
+	ck_assert_int_eq(mode_of("f"), 04700);
+	/* a default ACL does not follow the mode */
+	SYS(mkdir("d", 0755));
+	SYS(acl_set("d", ACL_D, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(7), OT(5))));
+	SYS(chmod("d", 0700));
+	ck_acl("d", ACL_D, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(7), OT(5)));
+	FAILS(ENODATA, getxattr("d", ACL_A, NULL, 0));
+}
+END_TEST
+
+static int child_acl_inherit(void *arg)
+{
+	struct acl_ent e[ACL_MAXN];
+
+	(void)arg;
+	umask(0);
+	CHK(close(open("d/sub/deeper/mine", O_CREAT | O_WRONLY, 0666)) == 0);
+	CHK(acl_read("d/sub/deeper/mine", ACL_A, e) == 5);
+	return 0;
+}
+
+START_TEST(t_acl_default)
+{
+	SYS(mkdir("d", 0755));
+	SYS(acl_set("d", ACL_D, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(7), OT(5))));
+	FAILS(ENODATA, getxattr("d", ACL_A, NULL, 0)); /* a default ACL only */
+	umask(077);				       /* which a default ACL replaces */
+	/* a file: the default ACL masked by the create mode, no default ACL */
+	SYS(close((int)SYS(open("d/f", O_CREAT | O_WRONLY, 0640))));
+	ck_assert_int_eq(mode_of("d/f"), 0640);
+	ck_acl("d/f", ACL_A, ENTS(UO(6), UN(NOBODY, 7), GO(5), MK(4), OT(0)));
+	FAILS(ENODATA, getxattr("d/f", ACL_D, NULL, 0));
+	/* a directory: both, and on down */
+	SYS(mkdir("d/sub", 0750));
+	ck_assert_int_eq(mode_of("d/sub"), 0750);
+	ck_acl("d/sub", ACL_A, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(5), OT(0)));
+	ck_acl("d/sub", ACL_D, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(7), OT(5)));
+	SYS(mkdir("d/sub/deeper", 0777));
+	ck_assert_int_eq(mode_of("d/sub/deeper"), 0775);
+	ck_acl("d/sub/deeper", ACL_A, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(7), OT(5)));
+	ck_acl("d/sub/deeper", ACL_D, ENTS(UO(7), UN(NOBODY, 7), GO(5), MK(7), OT(5)));
+	/* device nodes and fifos too; symlinks are 0777 with no ACL */
+	SYS(mknod("d/fifo", S_IFIFO | 0666, 0));
+	ck_assert_int_eq(mode_of("d/fifo"), 0664);
+	ck_acl("d/fifo", ACL_A, ENTS(UO(6), UN(NOBODY, 7), GO(5), MK(6), OT(4)));
+	SYS(symlink("f", "d/link"));
+	ck_assert_int_eq(mode_of("d/link"), 0777);
+	/* the named user can create in the subdirectory that allows it */
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_acl_inherit, NULL), 0);
+	ck_assert_int_eq(mode_of("d/sub/deeper/mine"), 0664);
+	/* a default ACL the mode can say: a new file gets no access ACL */
+	SYS(mkdir("e", 0755));
+	SYS(acl_set("e", ACL_D, ENTS(UO(7), GO(5), OT(0))));
+	SYS(close((int)SYS(open("e/f", O_CREAT | O_WRONLY, 0666))));
+	ck_assert_int_eq(mode_of("e/f"), 0640);
+	FAILS(ENODATA, getxattr("e/f", ACL_A, NULL, 0));
+	/* a default ACL is for directories only */
+	FAILS(EACCES, acl_set("d/f", ACL_D, ENTS(UO(7), GO(5), OT(5))));
+	umask(022);
+}
+END_TEST
+
+START_TEST(t_acl_umask)
+{
+	/* no default ACL: the umask applies (the kernel leaves it to us) */
+	umask(027);
+	SYS(close((int)SYS(open("f", O_CREAT | O_WRONLY, 0666))));
+	ck_assert_int_eq(mode_of("f"), 0640);
+	SYS(mkdir("d", 0777));
+	ck_assert_int_eq(mode_of("d"), 0750);
+	SYS(mknod("p", S_IFIFO | 0666, 0));
+	ck_assert_int_eq(mode_of("p"), 0640);
+	umask(0);
+	SYS(close((int)SYS(open("g", O_CREAT | O_WRONLY, 0666))));
+	ck_assert_int_eq(mode_of("g"), 0666);
+	SYS(mkdir("e", 0777));
+	ck_assert_int_eq(mode_of("e"), 0777);
+	umask(022);
+	FAILS(ENODATA, getxattr("f", ACL_A, NULL, 0));
+	FAILS(ENODATA, getxattr("d", ACL_D, NULL, 0));
+}
+END_TEST
+
+START_TEST(t_acl_invalid)
+{
+	uint8_t buf[ACL_BYTES];
+	size_t len;
+	struct {
+		const char *what;
+		struct acl_ent e[8];
+		size_t n;
+	} bad[] = {
+		{"no owner entry", {GO(4), OT(4)}, 2},
+		{"no others entry", {UO(6), GO(4)}, 2},
+		{"no owning group entry", {UO(6), OT(4)}, 2},
+		{"out of order", {GO(4), UO(6), OT(4)}, 3},
+		{"two owner entries", {UO(6), UO(6), GO(4), OT(4)}, 4},
+		{"a named user without a mask", {UO(6), UN(NOBODY, 6), GO(4), OT(4)}, 4},
+		{"a named user after the groups", {UO(6), GO(4), UN(NOBODY, 6), MK(6), OT(4)}, 5},
+		{"a named user with no id", {UO(6), UN(ACL_NOID, 6), GO(4), MK(6), OT(4)}, 5},
+		{"permissions beyond rwx", {UO(8), GO(4), OT(4)}, 3},
+		{"an unknown tag", {UO(6), GO(4), {0x40, 4, ACL_NOID}, OT(4)}, 4},
+		{"an entry after others", {UO(6), GO(4), OT(4), OT(4)}, 4},
+	};
+	size_t i;
+
+	touch("f");
+	SYS(mkdir("d", 0755));
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		errno = 0;
+		ck_assert_msg(acl_set("f", ACL_A, bad[i].e, bad[i].n) == -1 && errno == EINVAL,
+			      "%s: %s", bad[i].what, strerror(errno));
+		ck_assert_msg(acl_set("d", ACL_D, bad[i].e, bad[i].n) == -1 && errno == EINVAL,
+			      "%s (default): %s", bad[i].what, strerror(errno));
+	}
+	/* not the kernel's format: a cut entry; a version other than 2 is
+	 * EOPNOTSUPP, as on ext4 */
+	len = acl_encode(buf, ENTS(UO(6), GO(4), OT(4)));
+	FAILS(EINVAL, setxattr("f", ACL_A, buf, len - 1, 0));
+	FAILS(EINVAL, setxattr("f", ACL_A, buf, 3, 0));
+	buf[0] = 1;
+	FAILS(EOPNOTSUPP, setxattr("f", ACL_A, buf, len, 0));
+	/* nothing changed */
+	FAILS(ENODATA, getxattr("f", ACL_A, NULL, 0));
+	FAILS(ENODATA, getxattr("d", ACL_D, NULL, 0));
+	ck_assert_int_eq(mode_of("f"), 0644);
+}
+END_TEST
+
+static int child_acl_sgid(void *arg)
+{
+	int owner = arg != NULL;
+
+	if (!owner) { /* only the owner may set an ACL */
+		CHK_FAILS(EPERM, acl_set("f", ACL_A, ENTS(UO(7), GO(7), OT(7))));
+		return 0;
+	}
+	CHK(acl_set("f", ACL_A, ENTS(UO(7), UN(NOBODY2, 5), GO(7), MK(5), OT(0))) == 0);
+	return 0;
+}
+
+START_TEST(t_acl_sgid)
+{
+	touch("f");
+	SYS(chown("f", NOBODY, 4321));
+	SYS(chmod("f", 02770));
+	/* root keeps set-group-ID (CAP_FSETID) */
+	SYS(acl_set("f", ACL_A, ENTS(UO(7), UN(NOBODY2, 7), GO(7), MK(7), OT(0))));
+	ck_assert_int_eq(mode_of("f"), 02770);
+	ck_assert_int_eq(as_user(NOBODY2, NOBODY2, child_acl_sgid, NULL), 0);
+	/* the owner, outside group 4321, loses it, as with chmod */
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_acl_sgid, "owner"), 0);
+	ck_assert_int_eq(mode_of("f"), 0750);
+	ck_acl("f", ACL_A, ENTS(UO(7), UN(NOBODY2, 5), GO(7), MK(5), OT(0)));
+}
+END_TEST
+
 /* --- main ---------------------------------------------------------------------- */
 
 static Suite *posix_suite(void)
@@ -2123,6 +2596,14 @@ static Suite *posix_suite(void)
 		T(t_perm_open),
 		T(t_perm_utime),
 		T(t_perm_setgid_dir),
+		T(t_acl_access),
+		T(t_acl_remove),
+		T(t_acl_perm),
+		T(t_acl_chmod),
+		T(t_acl_default),
+		T(t_acl_umask),
+		T(t_acl_invalid),
+		T(t_acl_sgid),
 		T(t_random_ops),
 		T(t_mmap),
 		T(t_odirect),
@@ -2679,6 +3160,60 @@ static int cmd_subdirs(const char *dir)
 	return 0;
 }
 
+/* ACLs across a remount: make them, then check them after it. */
+static int cmd_acls(const char *dir, const char *what)
+{
+	char p[PATH_MAX], why[1200];
+	const char *names[] = {"d", "d/f", "d/sub", "f"};
+	struct {
+		const char *name;
+		struct acl_ent e[8];
+		size_t n;
+		int mode;
+	} want[] = {
+		{ACL_D, {UO(7), UN(NOBODY, 7), GO(5), GN(NOBODY2, 5), MK(7), OT(5)}, 6, 0755},
+		{ACL_A, {UO(6), UN(NOBODY, 7), GO(5), GN(NOBODY2, 5), MK(4), OT(0)}, 6, 0640},
+		{ACL_A, {UO(7), UN(NOBODY, 7), GO(5), GN(NOBODY2, 5), MK(5), OT(0)}, 6, 0750},
+		{ACL_A, {UO(6), UN(NOBODY2, 4), GO(4), MK(4), OT(0)}, 5, 0640},
+	};
+	const struct acl_ent f_set[] = {UO(6), UN(NOBODY2, 4), GO(4), MK(6), OT(0)};
+	struct stat st;
+	size_t i;
+
+	if (!strcmp(what, "make")) {
+		snprintf(p, sizeof(p), "%s/d", dir);
+		if (mkdir(dir, 0755) || mkdir(p, 0755) || acl_set(p, ACL_D, want[0].e, want[0].n))
+			DIE("acls: making %s", p);
+		snprintf(p, sizeof(p), "%s/d/f", dir);
+		if (close(open(p, O_CREAT | O_WRONLY, 0640)))
+			DIE("acls: creating %s", p);
+		snprintf(p, sizeof(p), "%s/d/sub", dir);
+		if (mkdir(p, 0750))
+			DIE("acls: creating %s", p);
+		snprintf(p, sizeof(p), "%s/f", dir);
+		if (close(open(p, O_CREAT | O_WRONLY, 0600)) || acl_set(p, ACL_A, f_set, 5) ||
+		    chmod(p, 0640)) /* mask rw- to r-- */
+			DIE("acls: setting %s", p);
+	} else if (strcmp(what, "check")) {
+		return 2;
+	}
+	for (i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+		if (acl_differs(p, want[i].name, want[i].e, want[i].n, why, sizeof(why))) {
+			fprintf(stderr, "acls: %s\n", why);
+			return 1;
+		}
+		if (stat(p, &st) || (int)(st.st_mode & 07777) != want[i].mode)
+			DIE("acls: %s: mode %o, expected %o", p, st.st_mode & 07777, want[i].mode);
+	}
+	snprintf(p, sizeof(p), "%s/d/sub", dir);
+	if (acl_differs(p, ACL_D, want[0].e, want[0].n, why, sizeof(why))) {
+		fprintf(stderr, "acls: %s\n", why);
+		return 1;
+	}
+	return 0;
+}
+
 static int run_command(int argc, char **argv)
 {
 	const char *c = argv[1];
@@ -2701,10 +3236,12 @@ static int run_command(int argc, char **argv)
 		return cmd_crashwriter(argv[2], argv[3]);
 	if (!strcmp(c, "crashcheck") && argc == 4)
 		return cmd_crashcheck(argv[2], argv[3]);
+	if (!strcmp(c, "acls") && argc == 4)
+		return cmd_acls(argv[2], argv[3]);
 	fprintf(stderr, "usage: posix [map FILE | bigdir DIR N create|check|remove|all |\n"
 			"  frag FILE N write|check|free | fill DIR | fillmeta DIR |\n"
 			"  symlinks DIR N make|check | subdirs DIR | crashwriter DIR LOG |\n"
-			"  crashcheck DIR LOG]\n");
+			"  crashcheck DIR LOG | acls DIR make|check]\n");
 	return 2;
 }
 

@@ -7,7 +7,7 @@
 #     write-back cache (default) and without; fsck -n after each unmount.
 #  2. Persistence: files of known content (many sizes, sparse files with
 #     data at 1 TiB on a 2 TiB image, links, special files, owners, modes,
-#     nanosecond times) compared byte for byte after a remount.
+#     nanosecond times, POSIX ACLs) compared byte for byte after a remount.
 #  3. A directory of $RFS_BIGDIR_N (100,000) entries, across a remount;
 #     EMLINK at 65000 subdirectories.
 #  4. A file of $RFS_FRAG_N (100,000) extents, across a remount.
@@ -147,6 +147,7 @@ if rfs_mount "$img"; then
 	touch -a -d '1999-12-31 23:59:59.999999999' "$p/dir/f511"
 	truncate -s 3000000 "$p/dir/f5000000"
 	truncate -s 3000000 "$ref/f5000000"
+	check "persistence: POSIX ACLs set" "$POSIX" acls "$p/acl" make
 	before=$(listing)
 	map_before=$("$POSIX" map "$p/sparse")
 	blocks_before=$(stat -c %b "$p/sparse")
@@ -166,6 +167,7 @@ if rfs_mount "$img"; then
 	check "persistence: hard link" cmp -s "$ref/f4097" "$p/hardlink"
 	check "persistence: symlink" [ "$(readlink "$p/symlink")" = dir/f4096 ]
 	check "persistence: 3000-byte symlink" [ "$(readlink "$p/longlink" | wc -c)" -eq 3001 ]
+	check "persistence: POSIX ACLs" "$POSIX" acls "$p/acl" check
 	check "persistence: char device" [ "$(stat -c %t:%T "$p/dir/chr")" = 4:40 ]
 	map_after=$("$POSIX" map "$p/sparse")
 	check "persistence: sparse file's data map" [ "$map_after" = "$map_before" ]
