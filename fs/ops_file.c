@@ -530,7 +530,9 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 
 	*done = 0;
 	/* the flag cannot change under us: a clone takes the I/O lock too */
+	pthread_mutex_lock(&m->lock);
 	ret = read_inode_locked(m, ino, &inode);
+	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return ret;
 	/* no more extents than blocks: small writes reserve little */
@@ -852,6 +854,7 @@ static void rfs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->max_readahead = 1u << 20;
 	conn->time_gran = 1;
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV; /* we clear suid/sgid ourselves */
+	rfs_acl_init(conn); /* POSIX ACLs and the umask (ops_xattr.c) */
 }
 
 static void rfs_destroy(void *userdata)
