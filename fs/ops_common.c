@@ -182,8 +182,12 @@ static int free_orphan_step(struct rfs_mount *m, rfs_ino_t ino, int *done)
 		*done = 1;
 		return op_end(m, h, orphan_remove(m->fs, ino));
 	}
-	if (!ret)
+	if (!ret) {
+		uint64_t nblocks = inode.nblocks;
 		ret = file_free_range(m->fs, &inode, 0, RFS_MAX_FILE_BLOCKS, &next);
+		if (ret)
+			ret = inode_write_after(m, &inode, nblocks, ret);
+	}
 	if (!ret && next >= RFS_MAX_FILE_BLOCKS)
 		ret = xattr_remove_all(m->fs, ino, RFS_TRUNC_STEP, done);
 	if (!ret && *done) {
@@ -247,4 +251,14 @@ int rfs_reclaim_orphans(struct rfs_mount *m, int all)
 		rfs_log(RFS_LOG_INFO, "freed %zu orphaned inode(s)", freed);
 	free(l.v);
 	return ret;
+}
+
+int inode_write_after(struct rfs_mount *m, const struct rfs_inode *inode, uint64_t nblocks, int ret)
+{
+	int w;
+
+	if (ret && inode->nblocks == nblocks)
+		return ret;
+	w = inode_write(m->fs, inode);
+	return ret ? ret : w;
 }

@@ -37,6 +37,13 @@ void reply_error(fuse_req_t req, struct rfs_mount *m, int err, const char *op, r
  * new one). Removals do not check: they must work on a full disk. */
 int check_meta_space(struct rfs_mount *m);
 
+/* After a step that may have changed INODE's extents: writes INODE if RET
+ * is 0, or if its block count moved from NBLOCKS anyway (the step failed
+ * part-way: the extents it changed are in the transaction, so must the
+ * count be). Returns RET, or the write's error. */
+int inode_write_after(struct rfs_mount *m, const struct rfs_inode *inode, uint64_t nblocks,
+		      int ret);
+
 /* Reads INO under the metadata lock. */
 int read_inode_locked(struct rfs_mount *m, rfs_ino_t ino, struct rfs_inode *inode);
 

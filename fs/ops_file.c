@@ -56,11 +56,12 @@ static int free_tail(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
 		if (ret)
 			break;
 		ret = read_inode_locked(m, ino, &inode);
-		if (!ret)
+		if (!ret) {
+			uint64_t nblocks = inode.nblocks;
 			ret = file_free_range(m->fs, &inode, from, RFS_MAX_FILE_BLOCKS - from,
 					      &next);
-		if (!ret)
-			ret = inode_write(m->fs, &inode);
+			ret = inode_write_after(m, &inode, nblocks, ret);
+		}
 		ret = op_end(m, h, ret);
 		from = next;
 	}
@@ -504,11 +505,18 @@ static int remap_cow_segments(struct rfs_mount *m, fuse_ino_t ino, const struct 
 		return 0;
 	pthread_mutex_lock(&m->lock);
 	ret = read_inode_locked(m, ino, &inode);
-	for (i = 0; i < n && !ret; i++)
-		if (segs[i].cow)
-			ret = file_cow_remap(m->fs, &inode, &segs[i]);
-	if (!ret)
-		ret = inode_write(m->fs, &inode);
+	if (!ret) {
+		uint64_t nblocks = inode.nblocks;
+		for (i = 0; i < n && !ret; i++)
+			if (segs[i].cow)
+				ret = file_cow_remap(m->fs, &inode, &segs[i]);
+		/* a remap keeps nblocks when it replaces as much as it maps:
+		 * written anyway (tid, and the remap's own changes) */
+		if (!ret)
+			ret = inode_write(m->fs, &inode);
+		else
+			ret = inode_write_after(m, &inode, nblocks, ret);
+	}
 	pthread_mutex_unlock(&m->lock);
 	return ret;
 }
@@ -547,6 +555,8 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 		ret = file_plan_write(m->fs, &inode, pos >> log, blocks_up(m, end) - (pos >> log),
 				      segs, max, &n);
 	stop = n ? RFS_MIN(end, (segs[n - 1].off + segs[n - 1].len) << log) : pos;
+	if (ret) /* a plan that failed part-way may have mapped blocks */
+		ret = inode_write_after(m, &inode, before.nblocks, ret);
 	if (!ret) {
 		req_cred(req, &c);
 		if (stop > inode.size)
@@ -669,12 +679,14 @@ static int range_steps(struct rfs_mount *m, fuse_ino_t ino, fileoff_t from, file
 		if (ret)
 			break;
 		ret = read_inode_locked(m, ino, &inode);
-		if (!ret && prealloc)
-			ret = file_prealloc(m->fs, &inode, from, to - from, &next);
-		else if (!ret)
-			ret = file_free_range(m->fs, &inode, from, to - from, &next);
-		if (!ret)
-			ret = inode_write(m->fs, &inode);
+		if (!ret) {
+			uint64_t nblocks = inode.nblocks;
+			if (prealloc)
+				ret = file_prealloc(m->fs, &inode, from, to - from, &next);
+			else
+				ret = file_free_range(m->fs, &inode, from, to - from, &next);
+			ret = inode_write_after(m, &inode, nblocks, ret);
+		}
 		ret = op_end(m, h, ret);
 		from = next;
 	}
