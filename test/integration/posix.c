@@ -53,6 +53,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "itest.h"
+
 #define NOBODY	 65534
 #define NOBODY2	 65533
 #define NOBODY3	 65532
@@ -62,38 +64,6 @@ static const char *mnt;
 static int writeback = 1;
 
 /* --- helpers ---------------------------------------------------------------- */
-
-#define SYS(expr)                                                                                  \
-	({                                                                                         \
-		errno = 0;                                                                         \
-		long _r = (long)(expr);                                                            \
-		ck_assert_msg(_r != -1, "%s: %s", #expr, strerror(errno));                         \
-		_r;                                                                                \
-	})
-
-/* EXPR must fail with errno E. */
-#define FAILS(e, expr)                                                                             \
-	do {                                                                                       \
-		errno = 0;                                                                         \
-		long _r = (long)(expr);                                                            \
-		int _e = errno;                                                                    \
-		ck_assert_msg(_r == -1 && _e == (e), "%s: expected %s, got %ld (%s)", #expr,       \
-			      strerrorname_np(e), _r,                                              \
-			      _r == -1 ? strerrorname_np(_e) : "no error");                        \
-	} while (0)
-
-static void fill(uint8_t *buf, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (uint8_t)x;
-	}
-}
 
 static int all_zero(const uint8_t *p, size_t n)
 {
@@ -122,29 +92,6 @@ static struct stat st_of(const char *path)
 	struct stat st;
 	SYS(lstat(path, &st));
 	return st;
-}
-
-static void pread_all(int fd, void *buf, size_t len, off_t off)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		ssize_t n = pread(fd, (char *)buf + got, len - got, off + (off_t)got);
-		ck_assert_msg(n > 0, "pread at %lld: %zd (%s)", (long long)(off + (off_t)got), n,
-			      n < 0 ? strerror(errno) : "EOF");
-		got += (size_t)n;
-	}
-}
-
-static void pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
-		ck_assert_msg(n > 0, "pwrite at %lld: %s", (long long)off, strerror(errno));
-		done += (size_t)n;
-	}
 }
 
 static int ts_eq(struct timespec a, long sec, long nsec)
@@ -1454,16 +1401,6 @@ END_TEST
  * stored: with write-back caching the kernel keeps mtime from the write
  * calls, and the daemon must not replace it by the time the pages reached
  * it. Dropping the kernel's caches makes the next stat ask the daemon. */
-static void drop_caches(void)
-{
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-
-	if (fd >= 0) {
-		ck_assert_int_eq(write(fd, "3", 1), 1);
-		close(fd);
-	}
-}
-
 START_TEST(t_times_stored)
 {
 	static struct timespec seen[200];
@@ -2561,12 +2498,8 @@ END_TEST
 
 static Suite *posix_suite(void)
 {
-	Suite *s = suite_create("posix");
-	struct {
-		const char *name;
-		const TTest *fn;
-	} tests[] = {
-#define T(x) {#x, x}
+	const struct itest tests[] = {
+#define T(x) ITEST(x)
 		T(t_create_read_write),
 		T(t_append_trunc_excl),
 		T(t_truncate),
@@ -2613,16 +2546,8 @@ static Suite *posix_suite(void)
 		T(t_times_stored),
 #undef T
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		TCase *tc = tcase_create(tests[i].name + 2);
-		tcase_add_checked_fixture(tc, setup, NULL);
-		tcase_set_timeout(tc, 300);
-		_tcase_add_test(tc, tests[i].fn, 0, 0, 0, 1);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return itest_suite("posix", tests, sizeof(tests) / sizeof(tests[0]), setup, 300);
 }
 
 /* --- helpers for run.sh: posix COMMAND ARGS ------------------------------------------ */

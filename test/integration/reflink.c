@@ -27,6 +27,8 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include "itest.h"
+
 #define BS	  4096
 #define SLACK	  16 /* blocks of metadata an operation may cost */
 #define BASE_SIZE ((4 << 20) + 777)
@@ -34,44 +36,12 @@
 static const char *mnt;
 static char testdir[PATH_MAX];
 
-#define SYS(expr)                                                                                  \
-	({                                                                                         \
-		errno = 0;                                                                         \
-		long _r = (long)(expr);                                                            \
-		ck_assert_msg(_r != -1, "%s: %s", #expr, strerror(errno));                         \
-		_r;                                                                                \
-	})
-
-static void fill(uint8_t *buf, size_t len, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (uint8_t)x;
-	}
-}
-
 static uint64_t rnd(uint64_t *s)
 {
 	*s ^= *s << 13;
 	*s ^= *s >> 7;
 	*s ^= *s << 17;
 	return *s;
-}
-
-static void pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, off + (off_t)done);
-		ck_assert_msg(n > 0, "pwrite at %lld: %s", (long long)off, strerror(errno));
-		done += (size_t)n;
-	}
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -149,16 +119,6 @@ static unsigned long long bfree_settled(unsigned long long want)
 		f = bfree();
 	}
 	return f;
-}
-
-static void drop_caches(void)
-{
-	int fd = open("/proc/sys/vm/drop_caches", O_WRONLY);
-
-	if (fd >= 0) {
-		ck_assert_int_eq(write(fd, "3", 1), 1);
-		close(fd);
-	}
 }
 
 /* Asserts A is within SLACK blocks of B. */
@@ -598,28 +558,14 @@ static int crash_check(const char *dir, const char *log)
 
 static Suite *reflink_suite(void)
 {
-	Suite *s = suite_create("reflink");
-	struct {
-		const char *name;
-		const TTest *fn;
-	} tests[] = {
-#define T(x) {#x, x}
-		T(t_clone_whole), T(t_overwrite_alignments),
-		T(t_chain),	  T(t_truncate_punch),
-		T(t_ranges),	  T(t_mmap),
-		T(t_random),
-#undef T
+	const struct itest tests[] = {
+		ITEST(t_clone_whole), ITEST(t_overwrite_alignments),
+		ITEST(t_chain),	      ITEST(t_truncate_punch),
+		ITEST(t_ranges),      ITEST(t_mmap),
+		ITEST(t_random),
 	};
-	size_t i;
 
-	for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		TCase *tc = tcase_create(tests[i].name + 2);
-		tcase_add_checked_fixture(tc, setup, NULL);
-		tcase_set_timeout(tc, 600);
-		_tcase_add_test(tc, tests[i].fn, 0, 0, 0, 1);
-		suite_add_tcase(s, tc);
-	}
-	return s;
+	return itest_suite("reflink", tests, sizeof(tests) / sizeof(tests[0]), setup, 600);
 }
 
 int main(int argc, char **argv)
