@@ -22,12 +22,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
 #include "itest.h"
+#include "rfs_ioctl.h"
 
 #define BS	  4096
 #define SLACK	  16 /* blocks of metadata an operation may cost */
@@ -384,6 +386,39 @@ START_TEST(t_mmap)
 }
 END_TEST
 
+/*
+ * Makes F's [OFF, OFF+LEN) (block aligned, within both files) equal to G's
+ * by writing G's bytes (so the model changes only by that write), then
+ * dedupes: F must share those blocks and read the same.
+ */
+static void dedupe_equal(int fd, const char *gname, uint8_t **m, const size_t *size, int f, int g,
+			 size_t off, size_t len)
+{
+	struct rfs_ioc_dedupe d = {0};
+	struct stat st;
+	int gfd;
+
+	len &= ~(size_t)(BS - 1);
+	if (off + len > size[f] || off + len > size[g] || !len)
+		return;
+	pwrite_all(fd, m[g] + off, len, (off_t)off);
+	memcpy(m[f] + off, m[g] + off, len);
+	gfd = (int)SYS(open(gname, O_RDONLY));
+	SYS(fstat(fd, &st));
+	d.dst_ino = st.st_ino;
+	d.src_off = off;
+	d.dst_off = off;
+	d.len = len;
+	/* the daemon compares what it has: write back what the kernel caches */
+	SYS(fsync(fd));
+	SYS(fsync(gfd));
+	SYS(ioctl(gfd, RFS_IOC_DEDUPE, &d));
+	ck_assert_msg(d.status == 0 && d.bytes == len,
+		      "dedupe of equal ranges: status %d, %llu bytes", d.status,
+		      (unsigned long long)d.bytes);
+	SYS(close(gfd));
+}
+
 /* Random overwrites, truncates, punches and clones between three files,
  * against models (an fsx in small). */
 START_TEST(t_random)
@@ -402,7 +437,7 @@ START_TEST(t_random)
 		write_file(names[i], m[i], 0);
 	}
 	for (op = 0; op < ops; op++) {
-		int f = (int)(rnd(&s) % NF), g = (int)(rnd(&s) % NF), kind = (int)(rnd(&s) % 10);
+		int f = (int)(rnd(&s) % NF), g = (int)(rnd(&s) % NF), kind = (int)(rnd(&s) % 11);
 		size_t off = rnd(&s) % (MAXS / 2), len = 1 + rnd(&s) % (MAXS / 4);
 		int fd = (int)SYS(open(names[f], O_RDWR));
 
@@ -433,6 +468,8 @@ START_TEST(t_random)
 			if (ns < size[f])
 				memset(m[f] + ns, 0, size[f] - ns);
 			size[f] = ns;
+		} else if (kind == 10 && g != f) { /* dedupe a range made equal */
+			dedupe_equal(fd, names[g], m, size, f, g, off & ~(size_t)(BS - 1), len);
 		} else if (kind < 9) { /* punch */
 			SYS(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 				      (off_t)len));
