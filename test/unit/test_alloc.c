@@ -44,11 +44,6 @@
  * a system call each; these macros only call into Check on failure, so the
  * per-block and per-operation checks stay cheap.
  */
-#define REQUIRE(cond, ...)                                                                         \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg(__VA_ARGS__);                                                 \
-	} while (0)
 #define REQ(cond) REQUIRE(cond, "assertion failed: %s", #cond)
 #define REQ_ICMP(a, op, b)                                                                         \
 	do {                                                                                       \
@@ -64,15 +59,6 @@
 	} while (0)
 
 /* --- log sink: allocator errors must not go unnoticed ------------------- */
-
-static unsigned log_errors;
-
-static void count_log(enum rfs_log_level level, const char *msg)
-{
-	if (level == RFS_LOG_ERR)
-		log_errors++;
-	fprintf(stderr, "reflinkfs: %s\n", msg);
-}
 
 /* --- extent vectors --------------------------------------------------------- */
 
@@ -117,19 +103,8 @@ static uint64_t distance(fsblock_t a, fsblock_t b)
 
 static struct rfs_fs *format_and_open(struct rfs_dev *dev, unsigned block_log)
 {
-	struct rfs_mkfs_opts o = {.block_log = block_log, .journal_bytes = 64ull << block_log};
-	struct rfs_sb_info sb;
-	struct rfs_fs *fs;
-	char why[256] = "";
-	int ret;
-
-	o.have_uuid = 1;
-	memcpy(o.uuid, "alloc-test-uuid!", sizeof(o.uuid));
-	ret = fs_create(dev, &o, &sb, why, sizeof(why));
-	REQUIRE(ret == 0, "fs_create: %d %s", ret, why);
-	ret = fs_open(dev, OPEN_FLAGS, CACHE_BYTES, &fs, why, sizeof(why));
-	REQUIRE(ret == 0, "fs_open: %d %s", ret, why);
-	return fs;
+	return test_fs_format(dev, block_log, 64ull << block_log, "alloc-test-uuid!", OPEN_FLAGS,
+			      CACHE_BYTES);
 }
 
 static struct rfs_fs *mem_fs(unsigned block_log, uint64_t bytes)
@@ -144,17 +119,7 @@ static struct rfs_fs *mem_fs(unsigned block_log, uint64_t bytes)
  * with FLAGS (enum rfs_fs_flags). */
 static struct rfs_fs *clone_fs(struct rfs_fs *fs, unsigned flags)
 {
-	struct rfs_dev *dev;
-	struct rfs_fs *copy;
-	char why[256] = "";
-	int ret;
-
-	REQ(NULL != fs->dev->mem);
-	REQ_ICMP(dev_open_mem(fs->dev->size, &dev), ==, 0);
-	memcpy(dev->mem, fs->dev->mem, fs->dev->size);
-	ret = fs_open(dev, OPEN_FLAGS | flags, CACHE_BYTES, &copy, why, sizeof(why));
-	REQUIRE(ret == 0, "fs_open of the copy: %d %s", ret, why);
-	return copy;
+	return test_fs_copy(fs, OPEN_FLAGS | flags, CACHE_BYTES);
 }
 
 /* --- the model ------------------------------------------------------------------- */
@@ -504,8 +469,8 @@ static void env_init(struct env *e, struct rfs_fs *fs, const char *name, uint64_
 
 	memset(e, 0, sizeof(*e));
 	e->name = name;
-	rfs_log_set_sink(count_log);
-	log_errors = 0;
+	rfs_log_set_sink(test_log_count);
+	test_log_errors = 0;
 	e->fs = fs;
 	e->nblocks = fs->sb.block_count;
 	e->cap = 64;
@@ -733,11 +698,11 @@ static void probe_bad_free(struct env *e)
 		len = 2;
 	}
 	snap_take(e->fs, &before);
-	log_errors = 0;
+	test_log_errors = 0;
 	ret = free_extent(e->fs, start, len);
 	REQUIRE(ret == -EUCLEAN, "double free of %" PRIu64 "+%" PRIu64 ": %d", start, len, ret);
-	REQ_UCMP(log_errors, ==, 1);
-	log_errors = 0;
+	REQ_UCMP(test_log_errors, ==, 1);
+	test_log_errors = 0;
 	snap_take(e->fs, &after);
 	snap_assert_equal(&before, &after, "double free");
 	snap_free(&before);
@@ -828,7 +793,7 @@ static void model_run(unsigned block_log, uint64_t bytes, const char *name, uint
 	free_all_phase(&e);
 	REQ_UCMP(e.max_height, >=, min_height);
 	REQ_UCMP(e.enospc_snap, >=, 2);
-	REQ_UCMP(log_errors, ==, 0);
+	REQ_UCMP(test_log_errors, ==, 0);
 	env_close(&e);
 }
 
@@ -904,7 +869,7 @@ START_TEST(test_model_fragmented)
 	random_phase(&e, test_scale(40000), 5000, e.m.used_blocks);
 	fill_phase(&e, 4);
 	free_all_phase(&e);
-	REQ_UCMP(log_errors, ==, 0);
+	REQ_UCMP(test_log_errors, ==, 0);
 	env_close(&e);
 }
 END_TEST
@@ -966,7 +931,7 @@ START_TEST(test_enospc_low_reserve)
 	REQ_UCMP(e.fs->sb.free_blocks, ==, 0);
 	verify(&e);
 	free_all_phase(&e);
-	REQ_UCMP(log_errors, ==, 0);
+	REQ_UCMP(test_log_errors, ==, 0);
 	env_close(&e);
 }
 END_TEST
@@ -979,12 +944,12 @@ static void expect_bad_free(struct env *e, fsblock_t start, extlen_t len)
 	int ret;
 
 	snap_take(e->fs, &before);
-	log_errors = 0;
+	test_log_errors = 0;
 	ret = free_extent(e->fs, start, len);
 	REQUIRE(ret == -EUCLEAN, "free_extent(%" PRIu64 "+%" PRIu64 "): %d, expected -EUCLEAN",
 		start, len, ret);
-	REQ_UCMP(log_errors, ==, 1);
-	log_errors = 0;
+	REQ_UCMP(test_log_errors, ==, 1);
+	test_log_errors = 0;
 	snap_take(e->fs, &after);
 	snap_assert_equal(&before, &after, "rejected free");
 	snap_free(&before);

@@ -30,25 +30,6 @@
 #include "testutil.h"
 #include "util.h"
 
-/* ck_assert() logs every pass: hot paths call into Check only on failure. */
-#define REQUIRE(cond, ...)                                                                         \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg(__VA_ARGS__);                                                 \
-	} while (0)
-#define REQUIRE_INT(got, want)                                                                     \
-	do {                                                                                       \
-		long long got_ = (got), want_ = (want);                                            \
-		if (got_ != want_)                                                                 \
-			ck_abort_msg("%s == %lld, expected %lld", #got, got_, want_);              \
-	} while (0)
-#define REQUIRE_U64(got, want)                                                                     \
-	do {                                                                                       \
-		uint64_t got_ = (got), want_ = (want);                                             \
-		if (got_ != want_)                                                                 \
-			ck_abort_msg("%s == %" PRIu64 ", expected %" PRIu64, #got, got_, want_);   \
-	} while (0)
-
 #define MAXOFF	    RFS_MAX_FILE_BLOCKS
 #define MAXLEN	    RFS_MAX_EXTENT_LEN
 #define UNW	    RFS_BMAP_UNWRITTEN
@@ -74,66 +55,29 @@ static uint64_t sat_add(uint64_t a, uint64_t b)
 
 /* --- log sink: errors logged by the library must not go unnoticed ------------ */
 
-static unsigned log_errors;
-
-static void count_log(enum rfs_log_level level, const char *msg)
-{
-	if (level == RFS_LOG_ERR)
-		log_errors++;
-	fprintf(stderr, "reflinkfs: %s\n", msg);
-}
-
 /* --- filesystem setup -------------------------------------------------------- */
 
 static struct rfs_fs *fs_mem(uint64_t bytes, size_t cache)
 {
-	struct rfs_mkfs_opts o = {.block_log = 10, .journal_bytes = 256u << 10};
-	struct rfs_sb_info sb;
 	struct rfs_dev *dev;
-	struct rfs_fs *fs;
-	char why[256] = "";
-	int ret;
 
-	rfs_log_set_sink(count_log);
-	log_errors = 0;
-	o.have_uuid = 1;
-	memcpy(o.uuid, "bmap-test-uuid!!", sizeof(o.uuid));
-	ck_assert_int_eq(dev_open_mem(bytes, &dev), 0);
-	ret = fs_create(dev, &o, &sb, why, sizeof(why));
-	ck_assert_msg(ret == 0, "fs_create: %d %s", ret, why);
-	ret = fs_open(dev, RFS_FS_NOJOURNAL, cache, &fs, why, sizeof(why));
-	ck_assert_msg(ret == 0, "fs_open: %d %s", ret, why);
-	return fs;
+	rfs_log_set_sink(test_log_count);
+	test_log_errors = 0;
+	REQUIRE_INT(dev_open_mem(bytes, &dev), 0);
+	return test_fs_format(dev, 10, 256u << 10, "bmap-test-uuid!!", RFS_FS_NOJOURNAL, cache);
 }
 
 /* A second filesystem over a byte copy of FS's (synced) device. */
 static struct rfs_fs *fs_clone(struct rfs_fs *fs)
 {
-	struct rfs_dev *dev;
-	struct rfs_fs *copy;
-	char why[256] = "";
-	int ret;
-
 	ck_assert_int_eq(fs_sync(fs), 0);
-	ck_assert_ptr_nonnull(fs->dev->mem);
-	ck_assert_int_eq(dev_open_mem(fs->dev->size, &dev), 0);
-	memcpy(dev->mem, fs->dev->mem, fs->dev->size);
-	ret = fs_open(dev, RFS_FS_NOJOURNAL | RFS_FS_RDONLY, SMALL_CACHE, &copy, why, sizeof(why));
-	ck_assert_msg(ret == 0, "fs_open of the copy: %d %s", ret, why);
-	return copy;
-}
-
-static void report_problem(void *arg, const struct rfs_btree *t, fsblock_t blkno, const char *msg)
-{
-	(void)arg;
-	(void)t;
-	fprintf(stderr, "btree_check: block %" PRIu64 ": %s\n", blkno, msg);
+	return test_fs_copy(fs, RFS_FS_NOJOURNAL | RFS_FS_RDONLY, SMALL_CACHE);
 }
 
 /* btree_check passes; returns the height. */
 static uint32_t tree_check(struct rfs_fs *fs, uint64_t records)
 {
-	struct rfs_btree_check chk = {.report = report_problem};
+	struct rfs_btree_check chk = {.report = test_report_problem};
 	int ret = btree_check(&fs->bmap, &chk);
 
 	REQUIRE(ret == 0 && chk.errors == 0, "btree_check: %d, %" PRIu64 " errors", ret,
@@ -147,7 +91,7 @@ static void fs_done(struct rfs_fs *fs)
 {
 	tree_check(fs, ANY);
 	ck_assert_int_eq(fs_close(fs), 0);
-	ck_assert_uint_eq(log_errors, 0);
+	ck_assert_uint_eq(test_log_errors, 0);
 }
 
 /* --- thin wrappers ------------------------------------------------------------- */
@@ -1350,7 +1294,7 @@ START_TEST(test_big_file)
 {
 	uint64_t n = test_scale(200000),
 		 bytes = RFS_MAX(SMALL_FS, (n * 256 + (1 << 20)) & ~((1ull << 20) - 1));
-	struct rfs_btree_check chk = {.report = report_problem};
+	struct rfs_btree_check chk = {.report = test_report_problem};
 	/* The cache holds the whole tree (about 50 bytes per record): with
 	 * most of it dirty, evictions cost a scan of the cache each. */
 	struct rfs_fs *fs = fs_mem(bytes, RFS_MAX(8u << 20, n * 64));

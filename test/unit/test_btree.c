@@ -30,17 +30,6 @@
 
 /* ck_assert() logs its location on every pass (a write to Check's pipe):
  * hot paths call into Check only on failure. */
-#define REQUIRE(cond, ...)                                                                         \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg(__VA_ARGS__);                                                 \
-	} while (0)
-#define REQUIRE_INT(got, want)                                                                     \
-	do {                                                                                       \
-		long long got_ = (got), want_ = (want);                                            \
-		if (got_ != want_)                                                                 \
-			ck_abort_msg("%s == %lld, expected %lld", #got, got_, want_);              \
-	} while (0)
 
 #define CSUM_SEED  0x5eedc0deu
 #define DEV_BYTES  (64ull << 20)
@@ -52,15 +41,6 @@
 #define VAR_MAX_1K 318
 
 /* --- log sink: engine errors must not go unnoticed -------------------- */
-
-static unsigned log_errors;
-
-static void count_log(enum rfs_log_level level, const char *msg)
-{
-	if (level == RFS_LOG_ERR)
-		log_errors++;
-	fprintf(stderr, "reflinkfs: %s\n", msg);
-}
 
 /* --- record formats ---------------------------------------------------- */
 
@@ -259,8 +239,8 @@ static void env_setup(struct env *e, uint32_t block_log, size_t cache_blocks,
 		      const struct rfs_btree_ops *ops)
 {
 	memset(e, 0, sizeof(*e));
-	rfs_log_set_sink(count_log);
-	log_errors = 0;
+	rfs_log_set_sink(test_log_count);
+	test_log_errors = 0;
 	e->block_log = block_log;
 	e->bsize = 1u << block_log;
 	e->cache_budget = cache_blocks << block_log;
@@ -288,7 +268,7 @@ static void env_teardown(struct env *e)
 	cache_destroy(e->cache);
 	dev_close(e->dev);
 	free(e->used);
-	ck_assert_uint_eq(log_errors, 0);
+	ck_assert_uint_eq(test_log_errors, 0);
 }
 
 /* --- reference model: bitmap over the key space ----------------------- */
@@ -724,7 +704,7 @@ static void env_check_tree(struct env *e, const struct mt *mt, uint64_t want_rec
 	}
 	/* Every dirty node passes the write verifier and is checksummed. */
 	ck_assert_int_eq(cache_flush(e->cache), 0);
-	ck_assert_uint_eq(log_errors, 0);
+	ck_assert_uint_eq(test_log_errors, 0);
 }
 
 static void mt_check(struct mt *mt)

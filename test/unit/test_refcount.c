@@ -50,25 +50,6 @@
 #include "testutil.h"
 #include "util.h"
 
-/* ck_assert() logs every pass: hot paths call into Check only on failure. */
-#define REQUIRE(cond, ...)                                                                         \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg(__VA_ARGS__);                                                 \
-	} while (0)
-#define REQUIRE_INT(got, want)                                                                     \
-	do {                                                                                       \
-		long long got_ = (got), want_ = (want);                                            \
-		if (got_ != want_)                                                                 \
-			ck_abort_msg("%s == %lld, expected %lld", #got, got_, want_);              \
-	} while (0)
-#define REQUIRE_U64(got, want)                                                                     \
-	do {                                                                                       \
-		uint64_t got_ = (got), want_ = (want);                                             \
-		if (got_ != want_)                                                                 \
-			ck_abort_msg("%s == %" PRIu64 ", expected %" PRIu64, #got, got_, want_);   \
-	} while (0)
-
 #define REC_LEN_MAX 0xffffffffull /* refcount.c: a record's length is 32 bits */
 #define SHARED	    RFS_REFC_SHARED
 #define COW	    RFS_REFC_COW
@@ -87,68 +68,31 @@ static double now(void)
 
 /* --- log sink: errors logged by the library must not go unnoticed ------------ */
 
-static unsigned log_errors;
-
-static void count_log(enum rfs_log_level level, const char *msg)
-{
-	if (level == RFS_LOG_ERR)
-		log_errors++;
-	fprintf(stderr, "reflinkfs: %s\n", msg);
-}
-
 /* --- filesystem setup -------------------------------------------------------- */
 
 /* A formatted RAM device with 1 KiB blocks and a JBYTES journal, opened
  * with FLAGS. */
 static struct rfs_fs *fs_mem(unsigned flags, uint64_t jbytes, size_t cache)
 {
-	struct rfs_mkfs_opts o = {.block_log = 10, .journal_bytes = jbytes};
-	struct rfs_sb_info sb;
 	struct rfs_dev *dev;
-	struct rfs_fs *fs;
-	char why[256] = "";
-	int ret;
 
-	rfs_log_set_sink(count_log);
-	log_errors = 0;
-	o.have_uuid = 1;
-	memcpy(o.uuid, "refc-test-uuid!!", sizeof(o.uuid));
-	ck_assert_int_eq(dev_open_mem(FS_BYTES, &dev), 0);
-	ret = fs_create(dev, &o, &sb, why, sizeof(why));
-	ck_assert_msg(ret == 0, "fs_create: %d %s", ret, why);
-	ret = fs_open(dev, flags, cache, &fs, why, sizeof(why));
-	ck_assert_msg(ret == 0, "fs_open: %d %s", ret, why);
-	return fs;
+	rfs_log_set_sink(test_log_count);
+	test_log_errors = 0;
+	REQUIRE_INT(dev_open_mem(FS_BYTES, &dev), 0);
+	return test_fs_format(dev, 10, jbytes, "refc-test-uuid!!", flags, cache);
 }
 
 /* A read-only filesystem over a byte copy of FS's device as it is now:
  * with a journal, what a crash at this point would leave (replayed). */
 static struct rfs_fs *fs_copy(struct rfs_fs *fs)
 {
-	struct rfs_dev *dev;
-	struct rfs_fs *copy;
-	char why[256] = "";
-	int ret;
-
-	ck_assert_ptr_nonnull(fs->dev->mem);
-	ck_assert_int_eq(dev_open_mem(fs->dev->size, &dev), 0);
-	memcpy(dev->mem, fs->dev->mem, fs->dev->size);
-	ret = fs_open(dev, RFS_FS_RDONLY, BIG_CACHE, &copy, why, sizeof(why));
-	ck_assert_msg(ret == 0, "fs_open of the copy: %d %s", ret, why);
-	return copy;
-}
-
-static void report_problem(void *arg, const struct rfs_btree *t, fsblock_t blkno, const char *msg)
-{
-	(void)arg;
-	(void)t;
-	fprintf(stderr, "btree_check: block %" PRIu64 ": %s\n", blkno, msg);
+	return test_fs_copy(fs, RFS_FS_RDONLY, BIG_CACHE);
 }
 
 /* btree_check of T passes; returns what it counted. */
 static struct rfs_btree_check tree_check(struct rfs_btree *t)
 {
-	struct rfs_btree_check chk = {.report = report_problem};
+	struct rfs_btree_check chk = {.report = test_report_problem};
 	int ret = btree_check(t, &chk);
 
 	REQUIRE(ret == 0 && chk.errors == 0, "btree_check(%s): %d, %" PRIu64 " errors",
@@ -160,7 +104,7 @@ static void fs_done(struct rfs_fs *fs)
 {
 	tree_check(&fs->refc);
 	ck_assert_int_eq(fs_close(fs), 0);
-	ck_assert_uint_eq(log_errors, 0);
+	ck_assert_uint_eq(test_log_errors, 0);
 }
 
 /*

@@ -29,19 +29,6 @@
 #include "util.h"
 #include "xattr.h"
 
-/* ck_assert() logs every pass: hot paths call into Check only on failure. */
-#define REQUIRE(cond, ...)                                                                         \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			ck_abort_msg(__VA_ARGS__);                                                 \
-	} while (0)
-#define REQUIRE_INT(got, want)                                                                     \
-	do {                                                                                       \
-		long long got_ = (got), want_ = (want);                                            \
-		if (got_ != want_)                                                                 \
-			ck_abort_msg("%s == %lld, expected %lld", #got, got_, want_);              \
-	} while (0)
-
 #define HDR	  sizeof(struct rfs_xattr_rec)
 #define CHUNK	  (RFS_XATTR_REC_MAX - HDR) /* value bytes of a chunk > 0: 286 */
 #define VMAX	  RFS_XATTR_SIZE_MAX
@@ -71,34 +58,16 @@ static unsigned block_log_of(int i)
 
 /* --- log sink: errors logged by the library must not go unnoticed ------------ */
 
-static unsigned log_errors;
-
-static void count_log(enum rfs_log_level level, const char *msg)
-{
-	if (level == RFS_LOG_ERR)
-		log_errors++;
-	fprintf(stderr, "reflinkfs: %s\n", msg);
-}
-
 /* --- filesystem setup -------------------------------------------------------- */
 
 /* Formats DEV (not consumed) and opens it (consumed) without a journal. */
 static struct rfs_fs *fs_format_open(struct rfs_dev *dev, unsigned block_log)
 {
-	struct rfs_mkfs_opts o = {.block_log = block_log, .journal_bytes = 256u << 10};
-	struct rfs_sb_info sb;
 	struct rfs_fs *fs;
-	char why[256] = "";
-	int ret;
 
-	rfs_log_set_sink(count_log);
-	log_errors = 0;
-	o.have_uuid = 1;
-	memcpy(o.uuid, TEST_UUID, sizeof(o.uuid));
-	ret = fs_create(dev, &o, &sb, why, sizeof(why));
-	ck_assert_msg(ret == 0, "fs_create: %d %s", ret, why);
-	ret = fs_open(dev, RFS_FS_NOJOURNAL, CACHE, &fs, why, sizeof(why));
-	ck_assert_msg(ret == 0, "fs_open: %d %s", ret, why);
+	rfs_log_set_sink(test_log_count);
+	test_log_errors = 0;
+	fs = test_fs_format(dev, block_log, 256u << 10, TEST_UUID, RFS_FS_NOJOURNAL, CACHE);
 	ck_assert_uint_eq(fs->sb.hash_seed, rfs_get_le64(TEST_UUID + 8));
 	return fs;
 }
@@ -111,17 +80,10 @@ static struct rfs_fs *fs_mem(unsigned block_log, uint64_t bytes)
 	return fs_format_open(dev, block_log);
 }
 
-static void report_problem(void *arg, const struct rfs_btree *t, fsblock_t blkno, const char *msg)
-{
-	(void)arg;
-	(void)t;
-	fprintf(stderr, "btree_check: block %" PRIu64 ": %s\n", blkno, msg);
-}
-
 /* btree_check of the attribute tree passes; returns its record count. */
 static uint64_t tree_check(struct rfs_fs *fs)
 {
-	struct rfs_btree_check chk = {.report = report_problem};
+	struct rfs_btree_check chk = {.report = test_report_problem};
 	int ret = btree_check(&fs->xattrs, &chk);
 
 	REQUIRE(ret == 0 && chk.errors == 0, "btree_check: %d, %" PRIu64 " errors", ret,
@@ -133,7 +95,7 @@ static void fs_done(struct rfs_fs *fs)
 {
 	tree_check(fs);
 	ck_assert_int_eq(fs_close(fs), 0);
-	ck_assert_uint_eq(log_errors, 0);
+	ck_assert_uint_eq(test_log_errors, 0);
 }
 
 /* --- layout arithmetic (FORMAT.md §7.5) -------------------------------------- */
