@@ -17,6 +17,9 @@
 
 #define WRITE_SEGS 16 /* extents planned per write transaction */
 
+static int range_steps(struct rfs_mount *m, fuse_ino_t ino, fileoff_t from, fileoff_t to,
+		       int prealloc);
+
 static uint64_t blocks_up(const struct rfs_mount *m, uint64_t bytes)
 {
 	return (bytes + m->fs->sb.bsize - 1) >> m->fs->sb.block_log;
@@ -39,59 +42,28 @@ static void rfs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	reply_attr(req, m, &inode);
 }
 
-/* Frees blocks from file block FROM on, one bounded transaction at a time. */
-static int free_tail(struct rfs_mount *m, rfs_ino_t ino, fileoff_t from)
-{
-	fileoff_t next = from;
-	int ret = 0;
-
-	while (!ret && next < RFS_MAX_FILE_BLOCKS) {
-		uint32_t credits = free_step_credits(m, ino, from);
-		struct rfs_inode inode;
-		struct rfs_handle *h;
-
-		if (!credits)
-			break; /* nothing mapped from FROM on */
-		ret = op_begin(m, credits, &h);
-		if (ret)
-			break;
-		ret = read_inode_locked(m, ino, &inode);
-		if (!ret) {
-			uint64_t nblocks = inode.nblocks;
-			ret = file_free_range(m->fs, &inode, from, RFS_MAX_FILE_BLOCKS - from,
-					      &next);
-			ret = inode_write_after(m, &inode, nblocks, ret);
-		}
-		ret = op_end(m, h, ret);
-		from = next;
-	}
-	return ret;
-}
-
 /*
  * Zeroes file bytes [A, B) (within one block, inside the file) through the
  * write path if the block is shared, so that the in-place zeroing of a
  * truncate or punch that follows never reaches another file's data: the
  * write moves the block to a private copy first (CoW).
  */
-static int unshare_zero(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, uint64_t a, uint64_t b)
+static int unshare_zero(fuse_req_t req, struct rfs_mount *m, const struct rfs_inode *inode,
+			uint64_t a, uint64_t b)
 {
 	fileoff_t blk = a >> m->fs->sb.block_log;
-	struct rfs_inode inode;
+	fuse_ino_t ino = inode->ino;
 	struct rfs_extent e;
 	int shared = 0, allocated, ret;
 	uint64_t written;
 	uint8_t *zero;
 
-	if (b <= a)
-		return 0;
+	if (b <= a || !(inode->flags & RFS_IFLAG_REFLINK))
+		return 0; /* files that never shared: nothing to look up */
 	pthread_mutex_lock(&m->lock);
-	ret = read_inode_locked(m, ino, &inode);
-	if (!ret && (inode.flags & RFS_IFLAG_REFLINK)) {
-		ret = file_extent_shared(m->fs, ino, blk, &e, &shared);
-		shared = !ret && e.off <= blk && shared;
-		ret = ret == -ENOENT ? 0 : ret;
-	}
+	ret = file_extent_shared(m->fs, ino, blk, &e, &shared);
+	shared = !ret && e.off <= blk && shared;
+	ret = ret == -ENOENT ? 0 : ret;
 	pthread_mutex_unlock(&m->lock);
 	if (ret || !shared)
 		return ret;
@@ -195,8 +167,9 @@ static int free_before_shrink(fuse_req_t req, struct rfs_mount *m, rfs_ino_t ino
 	if (ret || !S_ISREG(inode.mode) || size > inode.size || size > RFS_MAX_FILE_SIZE)
 		return ret; /* nothing to free; setattr_locked reports the errors */
 	if (size & (bs - 1))
-		ret = unshare_zero(req, m, ino, size, RFS_MIN(inode.size, (size | (bs - 1)) + 1));
-	return ret ? ret : free_tail(m, ino, blocks_up(m, size));
+		ret = unshare_zero(req, m, &inode, size,
+				   RFS_MIN(inode.size, (size | (bs - 1)) + 1));
+	return ret ? ret : range_steps(m, ino, blocks_up(m, size), RFS_MAX_FILE_BLOCKS, 0);
 }
 
 static void rfs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -510,15 +483,43 @@ static int remap_cow_segments(struct rfs_mount *m, fuse_ino_t ino, const struct 
 		for (i = 0; i < n && !ret; i++)
 			if (segs[i].cow)
 				ret = file_cow_remap(m->fs, &inode, &segs[i]);
-		/* a remap keeps nblocks when it replaces as much as it maps:
-		 * written anyway (tid, and the remap's own changes) */
-		if (!ret)
-			ret = inode_write(m->fs, &inode);
-		else
-			ret = inode_write_after(m, &inode, nblocks, ret);
+		ret = inode_write_after(m, &inode, nblocks, ret);
 	}
 	pthread_mutex_unlock(&m->lock);
 	return ret;
+}
+
+/*
+ * Starts a write step: a handle reserving what BLOCKS blocks of INO may
+ * cost, the metadata lock, INODE read. A file that may share blocks needs
+ * the CoW reservation and fewer segments per step (*MAX): that is found
+ * inside the handle, which then starts over with it, so files that never
+ * shared pay no extra lookup. The flag cannot change meanwhile (a clone
+ * takes the I/O lock the writer holds). *H is NULL if no handle could be
+ * had; otherwise the caller ends it whatever is returned.
+ */
+static int write_begin(struct rfs_mount *m, fuse_ino_t ino, uint64_t blocks, struct rfs_handle **h,
+		       struct rfs_inode *inode, unsigned *max)
+{
+	uint64_t flags = 0;
+	int ret;
+
+	for (;;) {
+		struct rfs_inode kind = {.flags = flags};
+
+		/* no more extents than blocks: small writes reserve little */
+		*max = (unsigned)RFS_MIN(blocks, flags ? RFS_COW_WRITE_SEGS : WRITE_SEGS);
+		ret = op_begin(m, file_write_credits(m->fs, &kind, *max), h);
+		if (ret) {
+			*h = NULL;
+			return ret;
+		}
+		ret = read_inode_locked(m, ino, inode);
+		if (ret || (inode->flags & RFS_IFLAG_REFLINK) == flags)
+			return ret;
+		op_end(m, *h, 0); /* nothing done yet */
+		flags = RFS_IFLAG_REFLINK;
+	}
 }
 
 /* One transaction of a write: plans up to WRITE_SEGS extents from file
@@ -537,19 +538,9 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	int ret;
 
 	*done = 0;
-	/* the flag cannot change under us: a clone takes the I/O lock too */
-	pthread_mutex_lock(&m->lock);
-	ret = read_inode_locked(m, ino, &inode);
-	pthread_mutex_unlock(&m->lock);
-	if (ret)
+	ret = write_begin(m, ino, blocks_up(m, end) - (pos >> log), &h, &inode, &max);
+	if (!h)
 		return ret;
-	/* no more extents than blocks: small writes reserve little */
-	max = (inode.flags & RFS_IFLAG_REFLINK) ? RFS_COW_WRITE_SEGS : WRITE_SEGS;
-	max = (unsigned)RFS_MIN((uint64_t)max, blocks_up(m, end) - (pos >> log));
-	ret = op_begin(m, file_write_credits(m->fs, &inode, max), &h);
-	if (ret)
-		return ret;
-	ret = read_inode_locked(m, ino, &inode);
 	before = inode;
 	if (!ret)
 		ret = file_plan_write(m->fs, &inode, pos >> log, blocks_up(m, end) - (pos >> log),
@@ -659,7 +650,7 @@ static int punch_locked(struct rfs_mount *m, struct rfs_inode *inode, uint64_t a
 	return ret;
 }
 
-/* Runs STEP (free or preallocate) over file blocks [FROM, TO) in bounded
+/* Frees (or, PREALLOC, preallocates) file blocks [FROM, TO) in bounded
  * transactions. */
 static int range_steps(struct rfs_mount *m, fuse_ino_t ino, fileoff_t from, fileoff_t to,
 		       int prealloc)
@@ -729,10 +720,10 @@ static int unshare_edges(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, ui
 		return ret;
 	b = RFS_MIN(b, inode.size);
 	if (ha > hb) /* within one block */
-		return unshare_zero(req, m, ino, a, b);
-	ret = unshare_zero(req, m, ino, a, RFS_MIN(ha, b));
+		return unshare_zero(req, m, &inode, a, b);
+	ret = unshare_zero(req, m, &inode, a, RFS_MIN(ha, b));
 	if (!ret)
-		ret = unshare_zero(req, m, ino, RFS_MAX(hb, a), b);
+		ret = unshare_zero(req, m, &inode, RFS_MAX(hb, a), b);
 	return ret;
 }
 

@@ -65,16 +65,16 @@ static int cancel_cow_range(struct rfs_mount *m, rfs_ino_t ino, fileoff_t off, f
 				  3 * btree_record_credits(&fs->refc) + alloc_credits(fs)) +
 		RFS_META_CREDITS;
 	struct rfs_inode inode;
-	uint64_t staged = 0;
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
 	ret = inode_read(fs, ino, &inode);
 	if (!ret && (inode.flags & RFS_IFLAG_REFLINK))
-		ret = bmap_count(fs, ino, RFS_FORK_COW, off, end - off, &staged);
+		ret = bmap_any(fs, ino, RFS_FORK_COW, off, end - off);
 	pthread_mutex_unlock(&m->lock);
-	if (ret || !staged)
+	if (ret <= 0)
 		return ret == -ENOENT ? 0 : ret; /* no staging: no handle */
+	ret = 0;
 	while (!ret && off < end) {
 		struct rfs_handle *h;
 		fileoff_t next = end;
@@ -106,22 +106,17 @@ static int share_step(struct rfs_mount *m, rfs_ino_t src_ino, rfs_ino_t dst_ino,
 	struct rfs_inode src, dst, *sp = &src;
 	struct rfs_handle *h;
 	fileoff_t next = *off;
-	fileoff_t d = dblk + (*off - sblk);
-	struct rfs_extent e;
 	uint64_t reached;
 	int ret;
 
 	/* a copy into a new file has nothing to unshare: a smaller
 	 * reservation, which does not force a commit first */
 	pthread_mutex_lock(&m->lock);
-	ret = bmap_find(m->fs, dst_ino, RFS_FORK_DATA, d, &e);
+	ret = bmap_any(m->fs, dst_ino, RFS_FORK_DATA, dblk + (*off - sblk), end - *off);
 	pthread_mutex_unlock(&m->lock);
-	if (ret < 0 && ret != -ENOENT)
+	if (ret < 0)
 		return ret;
-	ret = op_begin(m,
-		       file_clone_credits(m->fs, ret == -ENOENT ||
-							 (ret == 1 && e.off >= d + (end - *off))),
-		       &h);
+	ret = op_begin(m, file_clone_credits(m->fs, ret == 0), &h);
 
 	if (ret)
 		return ret;

@@ -318,6 +318,18 @@ int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, e
 	return ret;
 }
 
+int bmap_any(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len)
+{
+	struct rfs_extent e;
+	int ret = bmap_find(fs, ino, fork, off, &e);
+
+	if (ret == -ENOENT)
+		return 0;
+	if (ret < 0)
+		return ret;
+	return ret == 0 || e.off < clip_end(off, len);
+}
+
 int bmap_count(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       uint64_t *blocks)
 {

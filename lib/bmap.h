@@ -57,6 +57,10 @@ typedef int (*rfs_release_fn)(void *arg, fsblock_t pblk, extlen_t len, uint32_t 
 int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next);
 
+/* 1 if anything of (INO, FORK) is mapped in [OFF, OFF+LEN), else 0: one
+ * lookup, whatever the range holds. */
+int bmap_any(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len);
+
 /* Counts blocks mapped in [OFF, OFF+LEN) (fsck, tests, statistics). */
 int bmap_count(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       uint64_t *blocks);

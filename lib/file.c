@@ -475,10 +475,9 @@ int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_
 
 	*credits = 0;
 	if (inode->flags & RFS_IFLAG_REFLINK) {
-		uint64_t staged;
-		ret = bmap_count(fs, inode->ino, RFS_FORK_COW, from, RFS_MAX_FILE_BLOCKS, &staged);
-		if (ret)
-			return ret;
+		int staged = bmap_any(fs, inode->ino, RFS_FORK_COW, from, RFS_MAX_FILE_BLOCKS);
+		if (staged < 0)
+			return staged;
 		if (staged) /* a cancel step: up to RFS_TRUNC_STEP staging extents */
 			*credits += RFS_TRUNC_STEP * (2 * bm + 3 * btree_record_credits(&fs->refc) +
 						      alloc_credits(fs));
