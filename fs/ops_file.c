@@ -624,6 +624,11 @@ static void rfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 			     &written, &allocated);
 	if (e)
 		pthread_rwlock_unlock(&e->io);
+	/* the kernel drops a write-back's error (it surfaces at fsync, if at
+	 * all): say it here */
+	if (ret && fi->writepage)
+		rfs_log(RFS_LOG_WARN, "write-back of inode %llu at %lld failed: %s",
+			(unsigned long long)ino, (long long)off, strerror(-ret));
 	if (ret)
 		return reply_error(req, m, ret, "write", ino);
 	fuse_reply_write(req, written);

@@ -103,11 +103,20 @@ static int convert_unwritten(struct rfs_fs *fs, rfs_ino_t ino, const struct rfs_
 			     fileoff_t off, extlen_t len, struct rfs_seg *s)
 {
 	struct rfs_extent w = {off, e->pblk + (off - e->off), len, 0, fs->cache->cur_tid};
+	struct rfs_extent back = w;
 	fileoff_t next;
 	int ret = bmap_unmap(fs, ino, RFS_FORK_DATA, off, len, 2, NULL, NULL, &next);
 
-	if (!ret)
+	if (!ret) {
 		ret = bmap_map(fs, ino, RFS_FORK_DATA, &w);
+		/* a failed map changed nothing: put the unwritten blocks back
+		 * rather than leave them mapped by nobody and never freed */
+		back.flags = RFS_BMAP_UNWRITTEN;
+		if (ret && bmap_map(fs, ino, RFS_FORK_DATA, &back))
+			rfs_log(RFS_LOG_ERR, "inode %llu: blocks %llu+%llu lost converting them",
+				(unsigned long long)ino, (unsigned long long)w.pblk,
+				(unsigned long long)len);
+	}
 	*s = (struct rfs_seg){off, len, w.pblk, 1, 0, 0};
 	return ret;
 }
