@@ -575,29 +575,49 @@ static int busy_trim(const struct rfs_fs *fs, const struct ext *e, extlen_t minl
 	return 0;
 }
 
-/* When the chosen extent is all busy: the smallest extents that hold
- * MINLEN, a bounded number of them, for a stretch that is not busy. */
+/* Walks at most 64 cnt-tree extents from CUR's position (forwards or
+ * backwards) for a stretch of MINLEN blocks that is not busy. */
+static int walk_not_busy(struct rfs_fs *fs, struct rfs_btree_cursor *cur, int ret, int forward,
+			 extlen_t minlen, extlen_t maxlen, struct ext *e, fsblock_t *at,
+			 extlen_t *len)
+{
+	int i;
+
+	for (i = 0; !ret && i < 64; i++, ret = forward ? btree_next(cur) : btree_prev(cur)) {
+		const uint8_t *rec = btree_cursor_rec(cur, NULL);
+		e->len = rfs_get_le64(rec);
+		e->start = rfs_get_le64(rec + 8);
+		*at = e->start;
+		if (e->len >= minlen && !busy_trim(fs, e, minlen, maxlen, at, len))
+			return 0;
+	}
+	return ret == -ENOENT || i == 64 ? -ENOSPC : ret;
+}
+
+/*
+ * When the chosen extent is all busy: the smallest extents that hold
+ * MINLEN, then the largest, a bounded number of each, for a stretch that
+ * is not busy. The smallest alone are not enough: after many small files
+ * were deleted they are exactly the freed, busy ones (concurrent creates
+ * and unlinks got ENOSPC on an almost empty filesystem, and a conversion
+ * of unwritten blocks failed half-way on a tree split).
+ */
 static int pick_not_busy(struct rfs_fs *fs, extlen_t minlen, extlen_t maxlen, struct ext *e,
 			 fsblock_t *at, extlen_t *len)
 {
 	struct rfs_btree_cursor cur;
 	uint8_t key[16];
-	int i, ret;
+	int ret;
 
 	rfs_put_le64(key, minlen);
 	rfs_put_le64(key + 8, 0);
 	btree_cursor_init(&cur, &fs->cnt);
-	ret = btree_seek(&cur, key, RFS_LOOKUP_GE);
-	for (i = 0; !ret && i < 64; i++, ret = btree_next(&cur)) {
-		const uint8_t *rec = btree_cursor_rec(&cur, NULL);
-		e->len = rfs_get_le64(rec);
-		e->start = rfs_get_le64(rec + 8);
-		*at = e->start;
-		if (!busy_trim(fs, e, minlen, maxlen, at, len))
-			break;
-	}
+	ret = walk_not_busy(fs, &cur, btree_seek(&cur, key, RFS_LOOKUP_GE), 1, minlen, maxlen, e,
+			    at, len);
+	if (ret == -ENOSPC)
+		ret = walk_not_busy(fs, &cur, btree_last(&cur), 0, minlen, maxlen, e, at, len);
 	btree_cursor_done(&cur);
-	return ret == -ENOENT || i == 64 ? -ENOSPC : ret;
+	return ret;
 }
 
 int free_extent(struct rfs_fs *fs, fsblock_t start, extlen_t len)

@@ -1413,6 +1413,44 @@ START_TEST(test_busy_extents)
 }
 END_TEST
 
+/* Many small extents freed at once are all busy, and they are the
+ * smallest free extents: an allocation must still find the big free
+ * extent that is not busy, not fail with ENOSPC. */
+START_TEST(test_busy_small_extents)
+{
+	enum { N = 200 };
+	struct rfs_mkfs_opts o = {.block_log = 12};
+	struct rfs_handle *h;
+	struct rfs_sb_info sb;
+	struct rfs_dev *dev;
+	struct rfs_fs *fs;
+	fsblock_t blk[N], b;
+	extlen_t l;
+	char why[256] = "";
+	int i;
+
+	ck_assert_int_eq(dev_open_mem(64ull << 20, &dev), 0);
+	ck_assert_int_eq(fs_create(dev, &o, &sb, why, sizeof(why)), 0);
+	ck_assert_int_eq(fs_open(dev, 0, CACHE_BYTES, &fs, why, sizeof(why)), 0);
+	ck_assert_int_eq(txn_start(fs, 4096, &h), 0);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(alloc_extent(fs, i ? blk[i - 1] + 1 : 0, 1, 1, &blk[i], &l), 0);
+		ck_assert_uint_eq(blk[i], i ? blk[i - 1] + 1 : blk[0]);
+	}
+	ck_assert_int_eq(txn_stop(h), 0);
+	ck_assert_int_eq(journal_commit(fs), 0);
+	/* every other one freed: N/2 one-block free extents, all busy */
+	ck_assert_int_eq(txn_start(fs, 4096, &h), 0);
+	for (i = 0; i < N; i += 2)
+		ck_assert_int_eq(free_extent(fs, blk[i], 1), 0);
+	ck_assert_int_eq(alloc_extent(fs, blk[0], 1, 1, &b, &l), 0);
+	for (i = 0; i < N; i += 2)
+		ck_assert_uint_ne(b, blk[i]);
+	ck_assert_int_eq(txn_stop(h), 0);
+	ck_assert_int_eq(fs_close(fs), 0);
+}
+END_TEST
+
 static Suite *alloc_suite(void)
 {
 	Suite *s = suite_create("alloc");
@@ -1437,6 +1475,7 @@ static Suite *alloc_suite(void)
 	tcase_add_test(det, test_near_goal);
 	tcase_add_test(det, test_enospc_low_reserve);
 	tcase_add_test(det, test_busy_extents);
+	tcase_add_test(det, test_busy_small_extents);
 	suite_add_tcase(s, det);
 	return s;
 }
