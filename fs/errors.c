@@ -3,9 +3,10 @@
  * errors.c - the one place where a lib error becomes an errno for the
  * kernel. Corruption (EUCLEAN: bad structure, EBADMSG: bad checksum) is
  * logged with the operation and inode, counted in the superblock's error
- * fields, and reported as EIO; after a journal failure everything that
- * would write gets EROFS (the filesystem is read-only, as ext4's
- * errors=remount-ro).
+ * fields, and reported as EIO; after a journal failure (an I/O error in
+ * the log, or an operation aborted half-way by corruption: op_stop)
+ * everything that would write gets EROFS (the filesystem is read-only, as
+ * ext4's errors=remount-ro).
  */
 #include <inttypes.h>
 #include <string.h>
@@ -17,17 +18,8 @@
 
 static void record_error(struct rfs_mount *m, int err)
 {
-	struct rfs_sb_info *sb = &m->fs->sb;
-	uint64_t now = (uint64_t)time(NULL);
-
 	pthread_mutex_lock(&m->lock);
-	if (!sb->err_count++) {
-		sb->err_first_code = (uint32_t)err;
-		sb->err_first_time = now;
-	}
-	sb->err_last_code = (uint32_t)err;
-	sb->err_last_time = now;
-	sb->state |= RFS_STATE_ERROR;
+	sb_note_error(&m->fs->sb, (uint32_t)err, (uint64_t)time(NULL));
 	pthread_mutex_unlock(&m->lock);
 }
 

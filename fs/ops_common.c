@@ -28,13 +28,32 @@ int op_begin(struct rfs_mount *m, uint32_t credits, struct rfs_handle **h)
 	return 0;
 }
 
-int op_end(struct rfs_mount *m, struct rfs_handle *h, int ret)
+/* Corruption or an I/O error met by an operation that has already
+ * changed metadata: the change is half done and cannot be undone. */
+static int fatal_midway(struct rfs_handle *h, int ret)
+{
+	return (ret == -EUCLEAN || ret == -EBADMSG || ret == -EIO) && txn_changed(h);
+}
+
+int op_stop(struct rfs_handle *h, int ret)
 {
 	int r;
 
-	pthread_mutex_unlock(&m->lock);
+	if (fatal_midway(h, ret)) {
+		rfs_log(RFS_LOG_ERR,
+			"metadata update failed half-way (%s): the filesystem is now "
+			"read-only; unmount it and run fsck.reflinkfs",
+			strerror(-ret));
+		txn_abort(h, ret);
+	}
 	r = txn_stop(h);
 	return ret ? ret : r;
+}
+
+int op_end(struct rfs_mount *m, struct rfs_handle *h, int ret)
+{
+	pthread_mutex_unlock(&m->lock);
+	return op_stop(h, ret);
 }
 
 void rfs_fill_stat(const struct rfs_mount *m, const struct rfs_inode *in, struct stat *st)

@@ -23,6 +23,11 @@ static inline struct rfs_mount *req_mount(fuse_req_t req)
 int op_begin(struct rfs_mount *m, uint32_t credits, struct rfs_handle **h);
 /* Ends it: the lock, then the handle. Returns RET, or the handle's error. */
 int op_end(struct rfs_mount *m, struct rfs_handle *h, int ret);
+/* Ends a handle (no lock) after an operation that returned RET. If the
+ * operation changed metadata and then met corruption or an I/O error, the
+ * journal is aborted first: the half-done change never commits and the
+ * filesystem turns read-only (ext4's errors=remount-ro). */
+int op_stop(struct rfs_handle *h, int ret);
 
 void rfs_fill_stat(const struct rfs_mount *m, const struct rfs_inode *in, struct stat *st);
 /* Replies with an entry for INODE, taking a lookup reference first. */

@@ -574,10 +574,7 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	if (!ret)
 		ret = remap_cow_segments(m, ino, segs, n);
 	*done = ret ? 0 : stop - pos;
-	{
-		int r = txn_stop(h);
-		return ret ? ret : r;
-	}
+	return op_stop(h, ret);
 }
 
 int rfs_write_data(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const uint8_t *buf,

@@ -109,7 +109,8 @@ static int replay_journal(struct fsck_ctx *ctx, struct rfs_dev **dev, struct rfs
 		ctx->fixed++;
 	if (info.needed && ctx->verbose)
 		printf("%s: %s\n", ctx->image, info.stop);
-	if (info.needed && sb_read_primary(*dev, sb, why, sizeof(why))) {
+	/* a journal that failed on purpose left its error in the superblock */
+	if ((info.needed || info.recorded_errno) && sb_read_primary(*dev, sb, why, sizeof(why))) {
 		fprintf(stderr, "%s: superblock unreadable after replay: %s\n", ctx->image, why);
 		return FSCK_EXIT_UNCORRECTED;
 	}

@@ -139,8 +139,13 @@ static int fs_recover(struct rfs_dev **dev, unsigned flags, struct rfs_sb_info *
 	sum->blocks_written = info.blocks_written;
 	sum->blocks_revoked = info.blocks_revoked;
 	snprintf(sum->stop, sizeof(sum->stop), "%s", info.stop);
+	if (info.recorded_errno)
+		rfs_log(RFS_LOG_WARN,
+			"the journal recorded a fatal error (%s) before it stopped: "
+			"run fsck.reflinkfs",
+			strerror((int)info.recorded_errno));
 	if (!info.needed)
-		return 0;
+		return info.recorded_errno ? sb_read_primary(target, sb, why, whylen) : 0;
 	rfs_log(RFS_LOG_INFO,
 		"journal recovery: %" PRIu64 " transactions replayed (%" PRIu64
 		" blocks written, %" PRIu64 " revoked); %s",

@@ -46,7 +46,8 @@ struct rfs_handle {
 	struct rfs_journal *j;
 	struct rfs_txn *txn;
 	uint32_t credits;
-	int depth; /* nested txn_start calls on this thread */
+	int depth;	  /* nested txn_start calls on this thread */
+	uint32_t changed; /* blocks it dirtied or freed */
 };
 
 struct rfs_journal {
@@ -61,7 +62,9 @@ struct rfs_journal {
 	uint32_t head;	     /* ring position of the next transaction */
 	uint32_t used;	     /* ring blocks between the tail and head */
 	int jsb_live;	     /* the journal superblock points at the tail */
-	uint32_t max_txn;    /* buffers per transaction before a commit is forced */
+	uint32_t jsb_start;  /* what the journal superblock on disk says */
+	rfs_tid_t jsb_seq;
+	uint32_t max_txn; /* buffers per transaction before a commit is forced */
 	int error;
 	struct rfs_journal_stats stats;
 	struct rfs_cache_hooks hooks;
@@ -190,6 +193,8 @@ static int jsb_write(struct rfs_journal *j, uint32_t start, rfs_tid_t sequence)
 	jsb->errno_ = le32_make((uint32_t)-j->error);
 	memcpy(jsb->uuid, sb->uuid, sizeof(jsb->uuid));
 	rfs_block_set_crc(j->seed, j->scratch, j->bsize);
+	j->jsb_start = start;
+	j->jsb_seq = sequence;
 	return dev_pwrite(j->fs->dev, j->scratch, j->bsize, sb->journal_start << sb->block_log);
 }
 
@@ -261,6 +266,8 @@ static void hook_dirty(void *arg, struct rfs_buf *bp)
 	t = j->running;
 	if (!cur_handle)
 		j->stats.unhandled_dirties++;
+	else if (cur_handle->j == j)
+		cur_handle->changed++;
 	if (bp->jtid != t->tid) {
 		if (grow_array((void **)&t->bufs, &t->cap, t->nbufs, sizeof(*t->bufs))) {
 			fail_locked(j, -ENOMEM, "joining a transaction");
@@ -285,6 +292,8 @@ static void hook_forget(void *arg, fsblock_t blkno)
 	t = j->running;
 	if (!cur_handle)
 		j->stats.unhandled_dirties++;
+	else if (cur_handle->j == j)
+		cur_handle->changed++;
 	if (grow_array((void **)&t->revokes, &t->rcap, t->nrevokes, sizeof(*t->revokes)))
 		fail_locked(j, -ENOMEM, "revoking a block");
 	else
@@ -770,6 +779,51 @@ int txn_stop(struct rfs_handle *h)
 	return ret;
 }
 
+uint32_t txn_changed(const struct rfs_handle *h)
+{
+	return h->changed;
+}
+
+/*
+ * Rewrites the journal superblock as it is on disk, plus the error, so
+ * that the next recovery replays what did commit and records the error in
+ * the superblock. The caller has just failed the journal; waits for a
+ * commit in flight to finish with the log first. Called and returns with
+ * j->lock held.
+ */
+static void record_error_locked(struct rfs_journal *j)
+{
+	int ret;
+
+	while (j->committing)
+		pthread_cond_wait(&j->cond, &j->lock);
+	j->committing = 1;
+	pthread_mutex_unlock(&j->lock);
+	ret = jsb_write(j, j->jsb_start, j->jsb_seq);
+	if (!ret)
+		ret = dev_flush(j->fs->dev);
+	if (ret)
+		rfs_log(RFS_LOG_ERR, "journal: cannot record the error in the log: %s",
+			strerror(-ret));
+	pthread_mutex_lock(&j->lock);
+	j->committing = 0;
+	pthread_cond_broadcast(&j->cond);
+}
+
+void txn_abort(struct rfs_handle *h, int err)
+{
+	struct rfs_journal *j = h->j;
+
+	if (!j)
+		return;
+	pthread_mutex_lock(&j->lock);
+	if (!j->error) {
+		fail_locked(j, err, "a metadata update");
+		record_error_locked(j);
+	}
+	pthread_mutex_unlock(&j->lock);
+}
+
 /* --- commit and checkpoint on request -------------------------------------------- */
 
 int journal_commit_tid(struct rfs_fs *fs, rfs_tid_t tid)
@@ -922,6 +976,8 @@ int journal_open(struct rfs_fs *fs)
 	}
 	j->first = le32_get(jsb.first);
 	j->head = j->first;
+	j->jsb_start = le32_get(jsb.start);
+	j->jsb_seq = le64_get(jsb.sequence);
 	tid = RFS_MAX(le64_get(jsb.sequence), fs->sb.last_tid + 1);
 	j->running = txn_new(tid);
 	j->committed = tid - 1;

@@ -58,6 +58,8 @@ struct rfs_recovery_info {
 	uint64_t blocks_revoked;  /* logged blocks skipped because revoked */
 	uint64_t revoke_records;  /* revocations read */
 	uint64_t blocks_rejected; /* logged blocks whose home is not valid */
+	uint32_t recorded_errno;  /* errno the journal recorded when it failed
+				   * (now moved into the superblock), or 0 */
 	char stop[160];		  /* why the scan ended */
 };
 
@@ -95,6 +97,16 @@ int txn_start(struct rfs_fs *fs, uint32_t credits, struct rfs_handle **out);
 void txn_set_ordered(struct rfs_handle *h);
 /* Ends the handle. Returns the journal's error, if any. */
 int txn_stop(struct rfs_handle *h);
+/* How many blocks the handle (with its nested starts) dirtied or freed. */
+uint32_t txn_changed(const struct rfs_handle *h);
+/* The handle changed metadata and then failed half-way (corruption found
+ * under it): what it changed cannot be undone, so its transaction must
+ * never commit. As jbd2_journal_abort: the journal fails with ERR (from
+ * now on the filesystem is read-only: txn_start gives -EROFS), nothing
+ * uncommitted goes home, and ERR is kept in the journal superblock, where
+ * the next recovery finds it and records it in the superblock for fsck.
+ * The caller still ends the handle with txn_stop. */
+void txn_abort(struct rfs_handle *h, int err);
 /* The tid of the transaction the handle belongs to (for fsync tracking). */
 rfs_tid_t txn_tid(const struct rfs_handle *h);
 

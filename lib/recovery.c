@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "crc.h"
 #include "journal.h"
@@ -361,8 +362,34 @@ static int jsb_store(struct jlog *l, uint32_t start, rfs_tid_t sequence)
 		return ret;
 	jsb->start = le32_make(start);
 	jsb->sequence = le64_make(sequence);
+	jsb->errno_ = le32_make(0); /* moved into the superblock first */
 	rfs_block_set_crc(l->seed, l->blk, l->bsize);
 	ret = dev_pwrite(l->dev, l->blk, l->bsize, l->sb->journal_start << l->sb->block_log);
+	return ret ? ret : dev_flush(l->dev);
+}
+
+/*
+ * The journal failed on purpose (txn_abort: corruption found in the middle
+ * of an update) and recorded why in its superblock. After the replay, the
+ * error goes into the filesystem superblock, which fsck reads (as ext4
+ * moves s_errno into the superblock at mount). Written before the journal
+ * superblock drops it, so a crash in between records it again.
+ */
+static int record_journal_error(struct jlog *l, uint32_t err)
+{
+	struct rfs_sb_info sb;
+	uint8_t hdr[sizeof(struct rfs_blkhdr)];
+	char why[160];
+	int ret = sb_read_primary(l->dev, &sb, why, sizeof(why));
+
+	if (ret == -EUCLEAN || ret == -EBADMSG || ret == -ENOENT)
+		return 0; /* fsck repairs the superblock from a backup */
+	if (!ret)
+		ret = dev_pread(l->dev, hdr, sizeof(hdr), 0);
+	if (ret)
+		return ret;
+	sb_note_error(&sb, err, (uint64_t)time(NULL));
+	ret = sb_write_at(l->dev, &sb, 0, le64_get(((struct rfs_blkhdr *)hdr)->tid));
 	return ret ? ret : dev_flush(l->dev);
 }
 
@@ -376,9 +403,12 @@ static int recover(struct jlog *l, struct rfs_recovery_info *info)
 	if (ret)
 		return ret;
 	info->start_tid = info->end_tid = le64_get(jsb.sequence);
+	info->recorded_errno = le32_get(jsb.errno_);
 	if (le32_get(jsb.start) == 0) {
 		snprintf(info->stop, sizeof(info->stop), "log is empty");
-		return 0;
+		if (info->recorded_errno)
+			ret = record_journal_error(l, info->recorded_errno);
+		return ret ? ret : info->recorded_errno ? jsb_store(l, 0, info->start_tid) : 0;
 	}
 	info->needed = 1;
 	ret = run_pass(l, PASS_SCAN, &jsb, &w);
@@ -400,6 +430,8 @@ static int recover(struct jlog *l, struct rfs_recovery_info *info)
 	 * start_tid takes at least one ring block, and the log never holds
 	 * more than the ring: every tid in the ring is below start_tid + ring.
 	 */
+	if (!ret && info->recorded_errno)
+		ret = record_journal_error(l, info->recorded_errno);
 	if (!ret)
 		ret = jsb_store(l, 0,
 				RFS_MAX(w.end_tid + 1, info->start_tid + (l->nblocks - l->first)));

@@ -245,22 +245,40 @@ int sb_find_backup(struct rfs_dev *dev, struct rfs_sb_info *sb, fsblock_t *found
 	return -ENOENT;
 }
 
-int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid)
+int sb_write_at(struct rfs_dev *dev, const struct rfs_sb_info *sb, fsblock_t blkno, rfs_tid_t tid)
 {
 	uint8_t *block = malloc(sb->bsize);
-	unsigned i;
-	int ret = 0;
+	int ret;
 
 	if (!block)
 		return -ENOMEM;
-	for (i = 0; i < RFS_NR_BACKUPS && !ret; i++) {
-		sb_encode(sb, block, sb->backup[i]);
-		((struct rfs_blkhdr *)block)->tid = le64_make(tid);
-		rfs_block_set_crc(rfs_crc_seed(sb->uuid), block, sb->bsize);
-		ret = dev_pwrite(dev, block, sb->bsize, sb->backup[i] << sb->block_log);
-	}
+	sb_encode(sb, block, blkno);
+	((struct rfs_blkhdr *)block)->tid = le64_make(tid);
+	rfs_block_set_crc(rfs_crc_seed(sb->uuid), block, sb->bsize);
+	ret = dev_pwrite(dev, block, sb->bsize, blkno << sb->block_log);
 	free(block);
 	return ret;
+}
+
+int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid)
+{
+	unsigned i;
+	int ret = 0;
+
+	for (i = 0; i < RFS_NR_BACKUPS && !ret; i++)
+		ret = sb_write_at(dev, sb, sb->backup[i], tid);
+	return ret;
+}
+
+void sb_note_error(struct rfs_sb_info *sb, uint32_t err, uint64_t now)
+{
+	if (!sb->err_count++) {
+		sb->err_first_code = err;
+		sb->err_first_time = now;
+	}
+	sb->err_last_code = err;
+	sb->err_last_time = now;
+	sb->state |= RFS_STATE_ERROR;
 }
 
 const char *sb_unsupported_feature(const struct rfs_sb_info *sb, int for_write)

@@ -63,8 +63,15 @@ int sb_read_primary(struct rfs_dev *dev, struct rfs_sb_info *sb, char *why, size
  * success *FOUND_AT is the block number of the copy used. */
 int sb_find_backup(struct rfs_dev *dev, struct rfs_sb_info *sb, fsblock_t *found_at);
 
+/* Writes SB at block BLKNO directly (not through the cache), its header
+ * stamped with TID. */
+int sb_write_at(struct rfs_dev *dev, const struct rfs_sb_info *sb, fsblock_t blkno, rfs_tid_t tid);
 /* Writes SB to every backup location directly (not through the cache). */
 int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid);
+
+/* Records error ERR (a positive errno) at time NOW in SB's error fields
+ * and marks it as needing fsck (RFS_STATE_ERROR). */
+void sb_note_error(struct rfs_sb_info *sb, uint32_t err, uint64_t now);
 
 /* The place of backup I for a filesystem of BLOCK_COUNT blocks. */
 fsblock_t sb_backup_location(uint64_t block_count, unsigned i);

@@ -76,6 +76,16 @@ expect_out "JOURNAL_NEEDS_RECOVERY.*4 transaction" "replay stops before the torn
 expect_out "log ends at transaction" "the stop is explained"
 expect_no "TREE_CORRUPT|LEAKED|CLAIMED|NLINK" "a torn tail leaves a consistent image"
 
+# An update aborted half-way (corruption met after it changed metadata):
+# what committed before it replays, its own change never appears, and the
+# error the journal recorded reaches the superblock, so fsck says so.
+"$MKFS" -q -f -s 64M "$img"
+expect 0 "crashgen with an aborted update" "$GEN" "$img" 30 2 abort
+expect 4 "fsck -n after an aborted update" "$FSCK" -n "$img"
+expect_out "SB_ERRORS_RECORDED.*117" "the journal's error is recorded (EUCLEAN)"
+expect_out "32 inodes" "committed work replayed, the aborted file absent"
+expect_no "TREE_CORRUPT|LEAKED|CLAIMED|NLINK|UNREACHABLE" "an aborted update leaves a consistent image"
+
 # A damaged journal superblock is reported, never a crash.
 "$MKFS" -q -f -s 64M "$img"
 "$GEN" "$img" 10 1

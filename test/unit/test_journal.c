@@ -2724,6 +2724,80 @@ START_TEST(test_clean_close_empty_log)
 }
 END_TEST
 
+/* An operation that changed metadata and then met corruption aborts the
+ * journal: its half-done transaction never commits (nor goes home), the
+ * filesystem is read-only, and the error travels through the journal
+ * superblock into the superblock at the next recovery, once. */
+START_TEST(test_abort_half_done_update)
+{
+	struct rfs_recovery_info info;
+	struct rfs_journal_sb jsb;
+	struct rfs_inode in;
+	struct rfs_handle *h;
+	struct rfs_sb_info sb;
+	struct rfs_dev *dev;
+	struct env e;
+	uint8_t *img;
+	uint64_t size;
+	char why[256];
+	unsigned i;
+
+	env_init(&e, "test_abort_half_done_update", 0x8118, &small_1k);
+	populate(&e, 40);
+	for (i = 0; i < 20; i++)
+		random_op(&e);
+	env_commit(&e); /* committed, not checkpointed: the log is live */
+
+	ck_assert_int_eq(txn_start(e.fs, 8, &h), 0);
+	ck_assert_uint_eq(txn_changed(h), 0);
+	inode_init_new(e.fs, &in, S_IFREG | 0644, 0, 0);
+	ck_assert_int_eq(inode_insert(e.fs, &in), 0);
+	ck_assert_uint_gt(txn_changed(h), 0);
+	txn_abort(h, -EUCLEAN);
+	ck_assert_int_eq(txn_stop(h), -EUCLEAN);
+	ck_assert_uint_ge(log_errors, 1);
+	log_errors = 0;
+	ck_assert_int_eq(journal_error(e.fs), -EUCLEAN);
+	ck_assert_int_eq(txn_start(e.fs, 4, &h), -EROFS);
+	ck_assert_int_lt(journal_commit(e.fs), 0);
+	ck_assert_int_lt(fs_close(e.fs), 0);
+	e.fs = NULL;
+
+	/* The log holds the committed work and the error. */
+	img = read_file(e.path, &size);
+	dev = mem_dev_from(img, size);
+	ck_assert_int_eq(sb_read_primary(dev, &sb, why, sizeof(why)), 0);
+	ljsb(img, &sb, &jsb);
+	ck_assert_uint_ne(le32_get(jsb.start), 0);
+	ck_assert_uint_eq(le32_get(jsb.errno_), EUCLEAN);
+	ck_assert_uint_eq(sb.err_count, 0);
+	ck_assert_int_eq(journal_recover(dev, &sb, &info), 0);
+	ck_assert_int_eq(info.needed, 1);
+	ck_assert_uint_eq(info.recorded_errno, EUCLEAN);
+	ck_assert_int_eq(sb_read_primary(dev, &sb, why, sizeof(why)), 0);
+	ck_assert_uint_eq(sb.err_count, 1);
+	ck_assert_uint_eq(sb.err_first_code, EUCLEAN);
+	ck_assert_uint_ne(sb.state & RFS_STATE_ERROR, 0);
+	ljsb(dev->mem, &sb, &jsb);
+	ck_assert_uint_eq(le32_get(jsb.errno_), 0);
+	ck_assert_uint_eq(le32_get(jsb.start), 0);
+	dev_close(dev);
+	free(img);
+
+	/* The same through a mount: committed work there, the aborted inode
+	 * not, the error recorded once and kept across a clean close. */
+	e.fs = open_path(e.path, 0, e.cache);
+	ck_assert_uint_eq(e.fs->sb.err_count, 1);
+	ck_assert_int_eq(inode_read(e.fs, in.ino, &in), -ENOENT);
+	env_check_live(&e);
+	ck_assert_int_eq(fs_close(e.fs), 0);
+	e.fs = open_path(e.path, 0, e.cache);
+	ck_assert_uint_eq(e.fs->sb.err_count, 1);
+	ck_assert_uint_ne(e.fs->sb.state & RFS_STATE_ERROR, 0);
+	env_done(&e);
+}
+END_TEST
+
 /* --- runner ---------------------------------------------------------------------------------- */
 
 static Suite *journal_suite(void)
@@ -2745,6 +2819,7 @@ static Suite *journal_suite(void)
 	tcase_add_test(tc, test_nested_handles);
 	tcase_add_test(tc, test_group_commit_threads);
 	tcase_add_test(tc, test_clean_close_empty_log);
+	tcase_add_test(tc, test_abort_half_done_update);
 	suite_add_tcase(s, tc);
 	return s;
 }
