@@ -284,7 +284,11 @@ int main(int argc, char **argv)
 		rfs_log_set_level(RFS_LOG_DEBUG);
 	if (open_filesystem(&m))
 		return 1;
-	m.timeout = 1.0;
+	/* Only this daemon changes the image, and every change reaches it
+	 * through the kernel, which invalidates what it cached of the inodes
+	 * and names involved: entries and attributes stay valid until then.
+	 * (A day, as virtiofsd's cache=always.) */
+	m.timeout = 86400.0;
 	pthread_mutex_init(&m.lock, NULL);
 	if (itab_init(&m)) {
 		fs_close(m.fs);

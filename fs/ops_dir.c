@@ -36,6 +36,19 @@ static int read_dir_locked(struct rfs_mount *m, rfs_ino_t ino, struct rfs_inode 
 	return ret;
 }
 
+/* "No such name", cached by the kernel as a negative dentry: every name is
+ * created through the kernel, which drops the negative entry when it does,
+ * so the kernel can answer repeated misses (PATH searches, the lookup
+ * before each create) itself. */
+static void reply_negative_entry(fuse_req_t req, struct rfs_mount *m)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.entry_timeout = m->timeout;
+	fuse_reply_entry(req, &e);
+}
+
 static void rfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct rfs_mount *m = req_mount(req);
@@ -59,6 +72,8 @@ static void rfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (!ret)
 		ret = read_inode_locked(m, ino, &inode);
 	pthread_mutex_unlock(&m->lock);
+	if (ret == -ENOENT)
+		return reply_negative_entry(req, m);
 	if (ret)
 		return reply_error(req, m, ret, "lookup", parent);
 	reply_entry(req, m, &inode);
