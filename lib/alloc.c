@@ -792,6 +792,73 @@ int alloc_create(struct rfs_fs *fs, fsblock_t fl_start, uint32_t fl_len)
 	return ret;
 }
 
+/* --- rebuild (fsck) ---------------------------------------------------------- */
+
+static int rebuild_args_valid(const struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!range_is_valid(fs, free[i].start, free[i].len))
+			return 0;
+		if (i && free[i - 1].start + free[i - 1].len > free[i].start)
+			return 0;
+	}
+	return 1;
+}
+
+static size_t largest_index(const struct rfs_free_ext *free, size_t n)
+{
+	size_t i, best = 0;
+
+	for (i = 1; i < n; i++)
+		if (free[i].len > free[best].len)
+			best = i;
+	return best;
+}
+
+/*
+ * The largest extent goes in first, by hand: two blocks from its end seed
+ * the free list (the first insert into each empty tree needs one node),
+ * the rest is inserted raw. From then on every extent goes through
+ * free_extent(), which merges neighbours and tops the free list up from
+ * the largest extent before each insert, exactly as in normal operation:
+ * no node count has to be predicted.
+ */
+int alloc_rebuild(struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n)
+{
+	struct rfs_btree t = {.priv = fs};
+	size_t big, i;
+	extlen_t seed;
+	int ret;
+
+	if (fs->readonly)
+		return -EROFS;
+	if (!rebuild_args_valid(fs, free, n))
+		return -EINVAL;
+	ret = btree_reset(&fs->bno);
+	if (!ret)
+		ret = btree_reset(&fs->cnt);
+	if (!ret)
+		ret = alloc_create(fs, 0, 0); /* an empty free list */
+	fs->sb.free_blocks = 0;
+	fs_sb_dirty(fs);
+	if (ret || n == 0)
+		return ret;
+	big = largest_index(free, n);
+	if (free[big].len < 3)
+		return -ENOSPC;
+	seed = 2;
+	for (i = 0; !ret && i < seed; i++)
+		ret = fl_push(&t, free[big].start + free[big].len - seed + i);
+	if (!ret)
+		ret = fsp_insert(fs, free[big].start, free[big].len - seed);
+	for (i = 0; !ret && i < n; i++)
+		if (i != big)
+			ret = free_extent(fs, free[i].start, free[i].len);
+	return ret ? ret : alloc_fix_freelist(fs);
+}
+
 int alloc_tree_block(struct rfs_btree *t, fsblock_t hint, fsblock_t *out)
 {
 	extlen_t len;
