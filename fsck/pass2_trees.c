@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bmap.h"
 #include "dir.h"
 #include "fsck.h"
 #include "inode.h"
@@ -40,13 +41,19 @@ static uint16_t tree_claim(uint16_t tree_type)
 	}
 }
 
+/* The free-space and refcount trees hold nothing the other trees do not
+ * say (free = not claimed; counts = what the data forks map): they are
+ * rebuilt. The others hold primary information and are not repaired. */
 static void on_report(void *arg, const struct rfs_btree *t, fsblock_t blkno, const char *msg)
 {
 	struct fsck_ctx *ctx = arg;
+	uint16_t type = t->ops->tree_type;
+	enum problem_code code = type == RFS_TREE_BNO || type == RFS_TREE_CNT ? PR_FREE_TREE_CORRUPT
+				 : type == RFS_TREE_REFC		      ? PR_REFC_TREE_CORRUPT
+									      : PR_TREE_CORRUPT;
 
-	ctx->trees_ok[t->ops->tree_type] = 0;
-	fix_problem(ctx, PR_TREE_CORRUPT, "%s tree, block %" PRIu64 ": %s", t->ops->name, blkno,
-		    msg);
+	ctx->trees_ok[type] = 0;
+	repair_problem(ctx, code, "%s tree, block %" PRIu64 ": %s", t->ops->name, blkno, msg);
 }
 
 static void on_node(void *arg, const struct rfs_btree *t, fsblock_t blkno, unsigned level)
@@ -122,11 +129,22 @@ static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
 	rfs_ino_t ino;
 	int cow;
 
+	struct repair *rp = &ctx->repair;
+	struct fork_ext *fe;
+
 	memcpy(&r, rec, sizeof(r));
 	ino = le64_get(r.ino);
 	cow = (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) == RFS_FORK_COW;
 	ivals_add(cow ? &ctx->cow_exts : &ctx->data_exts, le64_get(r.pblk), le32_get(r.len), ino);
 	add_ext_info(ctx, ino, le32_get(r.len), cow ? EXT_COW : EXT_DATA);
+	grow((void **)&rp->forks, &rp->cap_forks, rp->nforks, sizeof(*rp->forks));
+	fe = &rp->forks[rp->nforks++];
+	fe->ino = ino;
+	fe->off = le64_get(r.fkey) & (RFS_MAX_FILE_BLOCKS - 1);
+	fe->pblk = le64_get(r.pblk);
+	fe->len = le32_get(r.len);
+	fe->ext_idx = ctx->nexts - 1;
+	fe->fork = cow ? RFS_FORK_COW : RFS_FORK_DATA;
 }
 
 /* Records come in key order: all shared ones by start, then staging. */
@@ -256,9 +274,9 @@ static void check_freelist(struct fsck_ctx *ctx)
 		exit(FSCK_EXIT_OPERROR);
 	ret = alloc_freelist_read(ctx->fs, blocks, ctx->fs->fl_capacity, &n);
 	if (ret)
-		fix_problem(ctx, PR_FREELIST_BAD, "block %" PRIu64 ": %s",
-			    ctx->fs->sb.freelist_blkno,
-			    ret == -EBADMSG ? "checksum mismatch" : "bad header or contents");
+		repair_problem(ctx, PR_FREELIST_BAD, "block %" PRIu64 ": %s",
+			       ctx->fs->sb.freelist_blkno,
+			       ret == -EBADMSG ? "checksum mismatch" : "bad header or contents");
 	for (i = 0; !ret && i < n; i++)
 		claims_add(&ctx->claims, blocks[i], 1, CLAIM_FREELIST_ENTRY);
 	free(blocks);

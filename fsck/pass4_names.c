@@ -183,10 +183,11 @@ static void check_extents(struct fsck_ctx *ctx)
 	}
 	for (i = 0; i < ctx->ninodes; i++) {
 		ii = &ctx->inodes[i];
-		if (ii->mapped != ii->nblocks)
-			fix_problem(ctx, PR_NBLOCKS_WRONG,
-				    "inode %" PRIu64 ": %" PRIu64 ", data fork maps %" PRIu64,
-				    ii->ino, ii->nblocks, ii->mapped);
+		if (ii->mapped != ii->nblocks &&
+		    fix_problem(ctx, PR_NBLOCKS_WRONG,
+				"inode %" PRIu64 ": %" PRIu64 ", data fork maps %" PRIu64, ii->ino,
+				ii->nblocks, ii->mapped))
+			repair_nblocks(ctx, ii);
 	}
 }
 
