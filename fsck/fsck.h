@@ -130,9 +130,11 @@ struct fork_ext {
 
 struct repair {
 	unsigned want;	   /* enum repair_want */
+	unsigned salvage;  /* 1 << tree type: primary trees rebuilt from their readable records */
 	uint64_t approved; /* problems the repair fixes if it succeeds */
 	struct fork_ext *forks;
 	size_t nforks, cap_forks;
+	int orphans_done, orphans_ret; /* repair_orphan_extents() ran, and how */
 };
 
 struct fsck_ctx {
@@ -174,11 +176,14 @@ int pass4_names(struct fsck_ctx *ctx);
 
 /* repair_space.c */
 /* Reports CODE through fix_problem(); if approved, notes the repair that
- * fixes it for repair_space(). */
-void repair_problem(struct fsck_ctx *ctx, enum problem_code code, const char *fmt, ...)
+ * fixes it for repair_space() and returns 1. */
+int repair_problem(struct fsck_ctx *ctx, enum problem_code code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Applies what was noted, once, after pass 3's checks. */
 void repair_space(struct fsck_ctx *ctx);
+/* Drops the extents and attributes of every inode that does not exist
+ * (pass 4, on its first approved EXTENT_NO_INODE). */
+void repair_orphan_extents(struct fsck_ctx *ctx);
 /* Rewrites an inode's block count to what its data fork maps (pass 4). */
 void repair_nblocks(struct fsck_ctx *ctx, struct ino_info *ii);
 /* pass3_refc.c: the count of every block from data extents EXTS, as

@@ -43,7 +43,9 @@ static uint16_t tree_claim(uint16_t tree_type)
 
 /* The free-space and refcount trees hold nothing the other trees do not
  * say (free = not claimed; counts = what the data forks map): they are
- * rebuilt. The others hold primary information and are not repaired. */
+ * rebuilt. The others hold primary information: they are rebuilt from
+ * the records still readable, and what the damaged nodes held is lost
+ * (repair_space.c). */
 static void on_report(void *arg, const struct rfs_btree *t, fsblock_t blkno, const char *msg)
 {
 	struct fsck_ctx *ctx = arg;
@@ -53,7 +55,9 @@ static void on_report(void *arg, const struct rfs_btree *t, fsblock_t blkno, con
 									      : PR_TREE_CORRUPT;
 
 	ctx->trees_ok[type] = 0;
-	repair_problem(ctx, code, "%s tree, block %" PRIu64 ": %s", t->ops->name, blkno, msg);
+	if (repair_problem(ctx, code, "%s tree, block %" PRIu64 ": %s", t->ops->name, blkno, msg) &&
+	    code == PR_TREE_CORRUPT)
+		ctx->repair.salvage |= 1u << type;
 }
 
 static void on_node(void *arg, const struct rfs_btree *t, fsblock_t blkno, unsigned level)

@@ -177,8 +177,9 @@ static void check_extents(struct fsck_ctx *ctx)
 				ii->mapped += e->len;
 		} else if (e->ino != last_missing && orphans++ < 10) {
 			last_missing = e->ino;
-			fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%s)", e->ino,
-				    ext_kind_name[e->kind]);
+			if (fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%s)", e->ino,
+					ext_kind_name[e->kind]))
+				repair_orphan_extents(ctx);
 		}
 	}
 	for (i = 0; i < ctx->ninodes; i++) {

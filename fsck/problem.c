@@ -39,7 +39,7 @@ static const struct problem_def table[PR_COUNT] = {
 				       "to replay",
 				       PR_PREEN_OK},
 	[PR_FREELIST_BAD] = {"FREELIST_BAD", "free list block is damaged", 0},
-	[PR_TREE_CORRUPT] = {"TREE_CORRUPT", "B+tree is damaged", NR},
+	[PR_TREE_CORRUPT] = {"TREE_CORRUPT", "B+tree is damaged", 0},
 	[PR_BLOCK_MULTIPLY_CLAIMED] = {"BLOCK_MULTIPLY_CLAIMED", "blocks are claimed twice", 0},
 	[PR_BLOCK_LEAKED] = {"BLOCK_LEAKED", "blocks are neither free nor in use", PR_PREEN_OK},
 	[PR_EXTENT_BEYOND_END] = {"EXTENT_BEYOND_END",
@@ -86,7 +86,7 @@ static const struct problem_def table[PR_COUNT] = {
 	[PR_ORPHAN_BAD] = {"ORPHAN_BAD", "orphan list entry is wrong", NR},
 	[PR_SYMLINK_BAD] = {"SYMLINK_BAD", "symbolic link target is malformed", NR},
 	[PR_EXTENT_NO_INODE] = {"EXTENT_NO_INODE", "file extents or attributes belong to no inode",
-				NR},
+				0},
 	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents", 0},
 	/* Setting the bit only keeps writers that do not know the refcount
 	 * tree to read-only: always safe, so preen may do it. */
@@ -117,7 +117,8 @@ static const struct problem_def table[PR_COUNT] = {
 	[PR_REFLINK_FLAG_MISSING] = {"REFLINK_FLAG_MISSING",
 				     "inode has shared blocks but no reflink flag", PR_PREEN_OK},
 	/* Rebuilt from the other trees (repair_space.c); a damaged inode,
-	 * directory, extent or attribute tree is TREE_CORRUPT, not repaired. */
+	 * directory, extent or attribute tree is TREE_CORRUPT, rebuilt from
+	 * its readable records. */
 	[PR_FREE_TREE_CORRUPT] = {"FREE_TREE_CORRUPT", "free-space B+tree is damaged", 0},
 	[PR_REFC_TREE_CORRUPT] = {"REFC_TREE_CORRUPT", "refcount B+tree is damaged", 0},
 };

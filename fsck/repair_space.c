@@ -60,9 +60,11 @@
 
 #include "alloc.h"
 #include "bmap.h"
+#include "file.h"
 #include "fsck.h"
 #include "inode.h"
 #include "util.h"
+#include "xattr.h"
 
 #define REFC_REC_LEN_MAX 0xffffffffull
 
@@ -90,6 +92,8 @@ static unsigned want_of(enum problem_code code)
 	case PR_COW_RECORD_MISSING:
 	case PR_COW_OWNER_WRONG:
 		return refc;
+	case PR_TREE_CORRUPT: /* a salvaged extent tree changes the counts */
+		return refc;
 	case PR_COW_IN_DATA_FORK:
 	case PR_BLOCK_MULTIPLY_CLAIMED:
 	case PR_EXTENT_BEYOND_END:
@@ -99,7 +103,7 @@ static unsigned want_of(enum problem_code code)
 	}
 }
 
-void repair_problem(struct fsck_ctx *ctx, enum problem_code code, const char *fmt, ...)
+int repair_problem(struct fsck_ctx *ctx, enum problem_code code, const char *fmt, ...)
 {
 	char msg[320];
 	va_list ap;
@@ -107,10 +111,11 @@ void repair_problem(struct fsck_ctx *ctx, enum problem_code code, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (fix_problem(ctx, code, "%s", msg) && want_of(code)) {
-		ctx->repair.want |= want_of(code);
-		ctx->repair.approved++;
-	}
+	if (!fix_problem(ctx, code, "%s", msg) || !want_of(code))
+		return 0;
+	ctx->repair.want |= want_of(code);
+	ctx->repair.approved++;
+	return 1;
 }
 
 /* --- interval lists ------------------------------------------------------ */
@@ -182,9 +187,19 @@ struct drop {
 	extlen_t len;
 };
 
+/* A primary tree's readable records, each as a u16 length and its bytes. */
+struct salvage {
+	struct rfs_btree *t;
+	uint8_t *buf;
+	size_t used, cap, nrecs;
+};
+
 struct plan {
 	struct fsck_ctx *ctx;
 	int refcount, forks;
+	unsigned salvage; /* 1 << tree type */
+	struct salvage salvaged[4];
+	unsigned nsalvaged;
 	struct ivals hard;    /* metadata that stays, disjoint */
 	struct ivals data;    /* data extents kept (val: inode) */
 	struct ivals runs;    /* counts of the kept data, disjoint */
@@ -206,19 +221,25 @@ static void add_drop(struct plan *p, const struct fork_ext *fe, fileoff_t off, e
 	p->drops[p->ndrops++] = (struct drop){fe, off, len};
 }
 
-static int is_hard(uint16_t owner, int refcount_rebuilt)
+/* Blocks that stay what they are: static blocks and the nodes of the
+ * trees that are neither rebuilt nor salvaged. */
+static int is_hard(const struct plan *p, uint16_t owner)
 {
 	switch (owner) {
 	case CLAIM_SUPER:
 	case CLAIM_FREELIST_BLOCK:
 	case CLAIM_JOURNAL:
-	case CLAIM_TREE_INODE:
-	case CLAIM_TREE_DIR:
-	case CLAIM_TREE_BMAP:
-	case CLAIM_TREE_XATTR:
 		return 1;
+	case CLAIM_TREE_INODE:
+		return !(p->salvage & (1u << RFS_TREE_INODE));
+	case CLAIM_TREE_DIR:
+		return !(p->salvage & (1u << RFS_TREE_DIR));
+	case CLAIM_TREE_BMAP:
+		return !(p->salvage & (1u << RFS_TREE_BMAP));
+	case CLAIM_TREE_XATTR:
+		return !(p->salvage & (1u << RFS_TREE_XATTR));
 	case CLAIM_TREE_REFC:
-		return !refcount_rebuilt;
+		return !p->refcount;
 	default:
 		return 0;
 	}
@@ -230,8 +251,7 @@ static void gather_hard(struct plan *p)
 	size_t k;
 
 	for (k = 0; k < cl->n; k++)
-		if (is_hard(cl->v[k].owner, p->refcount) &&
-		    !beyond_end(p->ctx, cl->v[k].start, cl->v[k].len))
+		if (is_hard(p, cl->v[k].owner) && !beyond_end(p->ctx, cl->v[k].start, cl->v[k].len))
 			ivals_add(&p->hard, cl->v[k].start, cl->v[k].len, 0);
 	normalise(&p->hard);
 }
@@ -454,6 +474,74 @@ static void set_reflink_feature(struct fsck_ctx *ctx)
 	}
 }
 
+/* --- salvaging a primary tree --------------------------------------------- */
+
+static void keep_rec(void *arg, const struct rfs_btree *t, const void *rec, size_t len)
+{
+	struct salvage *sv = arg;
+	uint16_t l = (uint16_t)len;
+
+	(void)t;
+	if (sv->used + len + 2 > sv->cap) {
+		sv->cap = RFS_MAX(2 * sv->cap, sv->used + len + 2 + 65536);
+		sv->buf = realloc(sv->buf, sv->cap);
+		if (!sv->buf) {
+			fprintf(stderr, "fsck.reflinkfs: out of memory\n");
+			exit(FSCK_EXIT_OPERROR);
+		}
+	}
+	memcpy(sv->buf + sv->used, &l, 2);
+	memcpy(sv->buf + sv->used + 2, rec, len);
+	sv->used += len + 2;
+	sv->nrecs++;
+}
+
+/* Reads what is still readable of each salvaged tree, before anything is
+ * written: the new free space may reuse the old nodes' blocks. */
+static void salvage_collect(struct plan *p)
+{
+	struct rfs_fs *fs = p->ctx->fs;
+	struct rfs_btree *trees[] = {&fs->inodes, &fs->dirs, &fs->bmap, &fs->xattrs};
+	unsigned i;
+
+	for (i = 0; i < RFS_ARRAY_SIZE(trees); i++) {
+		struct salvage *sv = &p->salvaged[p->nsalvaged];
+		struct rfs_btree_check chk = {.visit_rec = keep_rec, .arg = sv};
+
+		if (!(p->salvage & (1u << trees[i]->ops->tree_type)))
+			continue;
+		sv->t = trees[i];
+		btree_check(trees[i], &chk);
+		p->nsalvaged++;
+	}
+}
+
+/* The tree again from its readable records, in key order (a record seen
+ * twice through a damaged pointer goes in once). */
+static int salvage_insert(struct plan *p, struct salvage *sv)
+{
+	size_t at = 0, dups = 0;
+	int ret = btree_reset(sv->t);
+
+	while (!ret && at < sv->used) {
+		uint16_t len;
+		memcpy(&len, sv->buf + at, 2);
+		ret = btree_insert(sv->t, sv->buf + at + 2, len);
+		if (ret == -EEXIST) {
+			dups++;
+			ret = 0;
+		}
+		at += 2 + len;
+	}
+	if (!ret) {
+		p->ctx->trees_ok[sv->t->ops->tree_type] = 1; /* pass 4 may look now */
+		printf("%s: %s tree rebuilt from its %zu readable records; what the damaged "
+		       "nodes held is lost\n",
+		       p->ctx->image, sv->t->ops->name, sv->nrecs - dups);
+	}
+	return ret;
+}
+
 static int apply(struct plan *p, const char **step)
 {
 	struct fsck_ctx *ctx = p->ctx;
@@ -468,6 +556,10 @@ static int apply(struct plan *p, const char **step)
 	free(f);
 	if (ret)
 		return ret;
+	*step = "salvaging a damaged tree";
+	for (k = 0; k < p->nsalvaged; k++)
+		if ((ret = salvage_insert(p, &p->salvaged[k])))
+			return ret;
 	/* The old tree's nodes are free space now: drop it unread. */
 	*step = "rebuilding the refcount tree";
 	if (p->refcount &&
@@ -483,7 +575,7 @@ static int apply(struct plan *p, const char **step)
 	return fs_sync(ctx->fs);
 }
 
-/* Trees whose claims must be complete for a rebuild, or NULL. */
+/* A damaged tree that is neither rebuilt nor salvaged, or NULL. */
 static const char *damaged_source(const struct fsck_ctx *ctx, int refcount_rebuilt)
 {
 	static const struct {
@@ -497,7 +589,7 @@ static const char *damaged_source(const struct fsck_ctx *ctx, int refcount_rebui
 	size_t k;
 
 	for (k = 0; k < RFS_ARRAY_SIZE(need); k++)
-		if (!ctx->trees_ok[need[k].tree] &&
+		if (!ctx->trees_ok[need[k].tree] && !(ctx->repair.salvage & (1u << need[k].tree)) &&
 		    !(need[k].tree == RFS_TREE_REFC && refcount_rebuilt))
 			return need[k].name;
 	return NULL;
@@ -523,6 +615,8 @@ void repair_space(struct fsck_ctx *ctx)
 	if (ctx->verbose)
 		printf("%s: rebuilding free space%s%s\n", ctx->image,
 		       p.refcount ? ", the refcount tree" : "", p.forks ? ", fork extents" : "");
+	p.salvage = r->salvage;
+	salvage_collect(&p);
 	gather_hard(&p);
 	plan_forks(&p);
 	ret = apply(&p, &step);
@@ -535,6 +629,8 @@ void repair_space(struct fsck_ctx *ctx)
 	free(p.runs.v);
 	free(p.staging.v);
 	free(p.drops);
+	while (p.nsalvaged)
+		free(p.salvaged[--p.nsalvaged].buf);
 }
 
 /* The count pass 4 computed (ii->mapped) is what the data fork maps. */
@@ -554,4 +650,48 @@ void repair_nblocks(struct fsck_ctx *ctx, struct ino_info *ii)
 	}
 	ii->nblocks = ii->mapped;
 	ctx->fixed++;
+}
+
+/* Frees everything inode INO (which does not exist) still owns, as a
+ * deletion would: data blocks lose a reference (freed at zero), CoW
+ * staging is freed, attributes are removed. Free space and refcounts are
+ * sound by now (pass 3 rebuilt them if they were not), so the ordinary
+ * lib/ paths do it. */
+static int drop_owner(struct fsck_ctx *ctx, rfs_ino_t ino)
+{
+	struct rfs_inode fake = {.ino = ino, .flags = RFS_IFLAG_REFLINK, .nblocks = UINT64_MAX / 2};
+	fileoff_t next = 0;
+	int done = 0, ret = 0;
+
+	while (!ret && next < RFS_MAX_FILE_BLOCKS)
+		ret = file_free_range(ctx->fs, &fake, next, RFS_MAX_FILE_BLOCKS - next, &next);
+	while (!ret && !done)
+		ret = xattr_remove_all(ctx->fs, ino, 64, &done);
+	return ret;
+}
+
+/* Every owner of extents or attributes that has no inode, the first time
+ * pass 4 reports one (it reports only the first few); each later report
+ * only counts as fixed. */
+void repair_orphan_extents(struct fsck_ctx *ctx)
+{
+	struct repair *r = &ctx->repair;
+	rfs_ino_t last = 0;
+	size_t k;
+	int ret = ctx->fs->readonly ? -EROFS : r->orphans_ret;
+
+	for (k = 0; !r->orphans_done && !ret && k < ctx->nexts; k++) {
+		rfs_ino_t ino = ctx->exts[k].ino;
+		if (ino == last || fsck_find_ino(ctx, ino))
+			continue;
+		last = ino;
+		ret = drop_owner(ctx, ino);
+		if (ret)
+			printf("%s: cannot free what inode %" PRIu64 " owned: %s\n", ctx->image,
+			       ino, strerror(-ret));
+	}
+	r->orphans_done = 1;
+	r->orphans_ret = ret;
+	if (!ret)
+		ctx->fixed++;
 }

@@ -52,11 +52,13 @@ damaged() {
 	*) "$SHARE" "$img" "$1" >/dev/null ;;
 	esac || bad "damage $1"
 }
+# same_files WHAT [INO...]: files INO (default a, b, c) read as before
 same_files() {
-	"$SHARE" "$img" sum >"$tmp/sum1" 2>&1 || bad "$1: files unreadable after the repair"
-	for ino in 3 4 5; do
+	local what=$1 inos=${*:2}
+	"$SHARE" "$img" sum >"$tmp/sum1" 2>&1 || bad "$what: files unreadable after the repair"
+	for ino in ${inos:-3 4 5}; do
 		if [ "$(grep "^$ino " "$tmp/sum0")" = "$(grep "^$ino " "$tmp/sum1")" ]; then ok; else
-			bad "$1: inode $ino reads differently after the repair"
+			bad "$what: inode $ino reads differently after the repair"
 			cat "$tmp/sum0" "$tmp/sum1"
 		fi
 	done
@@ -66,8 +68,8 @@ damaged none
 "$SHARE" "$img" sum >"$tmp/sum0" || bad "sum of the undamaged files"
 [ "$(wc -l <"$tmp/sum0")" -eq 3 ] && ok || bad "sum lists $(wc -l <"$tmp/sum0") files"
 
-# DAMAGE  CODES (the first must appear, none other)  MODE
-while read -r damage codes mode; do
+# DAMAGE  CODES (the first must appear, none other)  MODE  [FILES KEPT]
+while read -r damage codes mode kept; do
 	damaged "$damage"
 	cp "$img" "$tmp/before"
 	expect 4 "fsck -n of $damage" "$FSCK" -fn "$img"
@@ -77,7 +79,7 @@ while read -r damage codes mode; do
 	expect 1 "fsck $mode repairs $damage" "$FSCK" -f "$mode" "$img"
 	expect_out "\(fixed\)" "$damage is fixed with $mode"
 	expect 0 "clean after fsck $mode of $damage" "$FSCK" -fn "$img"
-	same_files "$damage"
+	same_files "$damage" $kept
 done <<'EOF'
 leak BLOCK_LEAKED -p
 free-count FREE_COUNT_WRONG -p
@@ -92,7 +94,50 @@ flip:1 FREE_TREE_CORRUPT -y
 flip:2 FREE_TREE_CORRUPT -y
 flip:7 REFC_TREE_CORRUPT -y
 flip:freelist FREELIST_BAD|BLOCK_LEAKED -y
+no-inode EXTENT_NO_INODE -y 3 5
 EOF
+
+# A primary tree's damaged node: the tree is rebuilt from what is still
+# readable, the rest follows (block counts, refcounts, free space). The
+# extent tree's only node: every file loses its blocks, and says so.
+damaged flip:5
+expect 1 "fsck -y salvages a lone extent tree node" "$FSCK" -fy "$img"
+expect_out "extents tree rebuilt from its 0 readable records" "the salvage is reported"
+expect 0 "clean after salvaging the extent tree" "$FSCK" -fn "$img"
+"$SHARE" "$img" sum >"$tmp/sum1" && ok || bad "files unreadable after the salvage"
+if [ "$(grep -c ' 0 00000000$' "$tmp/sum1")" -eq 3 ]; then ok; else
+	bad "files still map blocks"; cat "$tmp/sum1"
+fi
+
+# One leaf of a two-level extent tree (200 clones): only the files whose
+# extents it held lose them, every other file reads as before.
+"$MKFS" -q -f -s 64M "$img" >/dev/null && "$SHARE" "$img" clones 200 1 >/dev/null || bad "clones"
+"$SHARE" "$img" sum >"$tmp/sum0"
+root=$(read_root "$img" 5)
+nrecs=$(od -An -t u2 -j $((root * 4096 + 42)) -N 2 "$img" | tr -d ' ')
+set -- $(od -An -t u2 -j $((root * 4096 + 56 + 4 * (nrecs - 2))) -N 4 "$img")
+leaf=$(od -An -t u8 -j $((root * 4096 + $1 + 16)) -N 8 "$img" | tr -d ' ')
+flip "$img" "$leaf" 3000
+expect 4 "fsck -n of a damaged extent leaf" "$FSCK" -fn "$img"
+expect_out "TREE_CORRUPT.*block $leaf" "the leaf is named"
+expect 1 "fsck -y salvages the extent tree" "$FSCK" -fy "$img"
+expect 0 "clean after salvaging an extent leaf" "$FSCK" -fn "$img"
+"$SHARE" "$img" sum >"$tmp/sum1"
+kept=$(grep -cFx -f "$tmp/sum0" "$tmp/sum1")
+lost=$(awk 'NR == FNR { line[$1] = $0; n[$1] = $2; next } $0 != line[$1] && $2 >= n[$1]' \
+	"$tmp/sum0" "$tmp/sum1" | wc -l)
+[ "$kept" -ge 150 ] && ok || bad "only $kept of $(wc -l <"$tmp/sum0") files intact"
+[ "$lost" -eq 0 ] && ok || bad "$lost changed files did not lose blocks"
+[ "$kept" -lt "$(wc -l <"$tmp/sum0")" ] && ok || bad "the damaged leaf cost no file anything"
+
+# The inode tree's only node: rebuilt (empty); what is left is for the
+# name-side repairs (root, lost+found, entries, extents of no inode).
+damaged flip:3
+"$FSCK" -fy "$img" >"$tmp/out" 2>&1
+expect_out "inodes tree rebuilt from its 0 readable records" "the inode tree is salvaged"
+"$FSCK" -fn "$img" >"$tmp/out" 2>&1
+only_codes "ROOT_BAD|LOST_FOUND_BAD|INODE_COUNT_WRONG|DIRENT_[A-Z_]+|EXTENT_NO_INODE" \
+	"after salvaging the inode tree only name-side problems"
 
 # What the repairs chose: the inode tree keeps its node (a gets a hole at
 # offset 30), a's extent beyond the end goes, c's CoW extent wins over e's.

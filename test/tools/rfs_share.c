@@ -36,6 +36,8 @@
  *   beyond-end        a maps 4 blocks from the filesystem's last but one
  *   cow-overlap       a new file e's CoW fork maps c's staging blocks too
  *   nblocks           a's block count 3 too high
+ *   no-inode          b's inode and name deleted, its extents (shared
+ *                     with a) and an attribute left behind
  * Everything else (block counts, names, free space) stays consistent, so
  * fsck should find that one problem (staging-in-data also shows as blocks
  * claimed twice, which they are). Prints P on success.
@@ -65,6 +67,7 @@
 #include "inode.h"
 #include "refcount.h"
 #include "util.h"
+#include "xattr.h"
 
 struct share {
 	struct rfs_fs *fs;
@@ -396,6 +399,11 @@ static int damage(struct share *s, const char *what)
 		return map(fs, &s->a, RFS_FORK_DATA, 40, fs->sb.block_count - 2, 4);
 	if (!strcmp(what, "cow-overlap"))
 		return cow_overlap(s);
+	if (!strcmp(what, "no-inode")) {
+		TRY(xattr_set(fs, s->b.ino, "user.k", "v", 1, 0));
+		TRY(dir_remove(fs, RFS_ROOT_INO, "b", 1, &(rfs_ino_t){0}));
+		return inode_delete(fs, s->b.ino);
+	}
 	if (!strcmp(what, "nblocks")) {
 		s->a.nblocks += 3;
 		return inode_write(fs, &s->a);
