@@ -46,14 +46,42 @@ static void report_leak(struct sweep *s, fsblock_t from, fsblock_t to)
 			       to - 1);
 }
 
+/* The primary tree whose nodes OWNER claims, or 0. */
+static unsigned primary_tree(uint16_t owner)
+{
+	switch (owner) {
+	case CLAIM_TREE_INODE:
+		return RFS_TREE_INODE;
+	case CLAIM_TREE_DIR:
+		return RFS_TREE_DIR;
+	case CLAIM_TREE_BMAP:
+		return RFS_TREE_BMAP;
+	case CLAIM_TREE_XATTR:
+		return RFS_TREE_XATTR;
+	default:
+		return 0;
+	}
+}
+
+/* How repair_space() settles an overlap: file data over metadata is
+ * unmapped, CoW staging gives way, free space and the free-space and
+ * refcount trees are rebuilt. A node reached twice in one primary tree
+ * (only a bug can do that: its parents' checksums are sound) means that
+ * tree is salvaged, each record once. Two different kinds of metadata on
+ * one block cannot both pass their verifiers, so that case does not arise. */
 static void report_overlap(struct sweep *s, const struct claim *c, const struct claim *prev,
 			   fsblock_t end)
 {
+	int approved = (s->ctx->repair.want & REPAIR_FORKS) != 0; /* as for the first */
+
 	if (s->overlaps++ < REPORT_MAX)
-		repair_problem(s->ctx, PR_BLOCK_MULTIPLY_CLAIMED,
-			       "blocks %" PRIu64 "..%" PRIu64 " claimed by %s and %s", c->start,
-			       RFS_MIN(end, c->start + c->len) - 1, claim_owner_name(prev->owner),
-			       claim_owner_name(c->owner));
+		approved =
+			repair_problem(s->ctx, PR_BLOCK_MULTIPLY_CLAIMED,
+				       "blocks %" PRIu64 "..%" PRIu64 " claimed by %s and %s",
+				       c->start, RFS_MIN(end, c->start + c->len) - 1,
+				       claim_owner_name(prev->owner), claim_owner_name(c->owner));
+	if (approved && c->owner == prev->owner && primary_tree(c->owner))
+		s->ctx->repair.salvage |= 1u << primary_tree(c->owner);
 }
 
 static void sweep_claims(struct fsck_ctx *ctx)
