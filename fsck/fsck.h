@@ -14,6 +14,8 @@
  *                   tree node, file data, CoW staging, free; the two
  *                   free-space trees agree
  *   pass4_names.c   inodes, directory entries, reachability, link counts
+ * repair_space.c rebuilds free space and the refcount tree, salvages
+ * damaged trees and unmaps bad fork extents at the end of pass 3.
  */
 #ifndef RFS_FSCK_H
 #define RFS_FSCK_H

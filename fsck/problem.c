@@ -2,12 +2,12 @@
 /*
  * problem.c - the problem table and fix_problem().
  *
- * This version of fsck repairs three things: a journal that needs replay (the
- * replay itself happens in pass 1 before any check), a missing reflink
- * feature bit and a missing inode reflink flag (each one bit whose setting
- * can never make an image worse). Every other entry is PR_NO_REPAIR until
- * the fsck issue adds its repair, and fix_problem() says so plainly
- * instead of pretending.
+ * Repairs: journal replay (pass 1, before any check), the reflink
+ * feature bit and inode flags (one bit each, never wrong to set), and the
+ * blocks, free space, trees and refcounts (repair_space.c, decided by
+ * passes 2-3 through repair_problem()). An entry still PR_NO_REPAIR has no
+ * repair in this version, and fix_problem() says so plainly instead of
+ * pretending.
  */
 #include "problem.h"
 

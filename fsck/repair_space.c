@@ -22,35 +22,43 @@
  *     metadata, over data, or over a CoW extent kept before it (by block)
  *     goes whole: staging is a write not yet remapped, which the daemon
  *     discards at mount anyway, so the data fork always wins.
- *  2. Recount the blocks from the data extents that remain.
- *  3. Drop the refcount tree (btree_reset) if it is rebuilt.
- *  4. In use: the static blocks, the nodes of the trees kept, every data
+ *  2. Recount the blocks from the data extents that remain. Read the
+ *     records still readable of each primary tree being salvaged (below).
+ *  3. In use: the static blocks, the nodes of the trees kept, every data
  *     block once, and the staging blocks (the CoW extents kept, or the
  *     staging claims as they are when the refcount tree is kept). All else
  *     is free: alloc_rebuild() replaces both free-space trees, the free list
- *     and the free count. Leaked blocks, old tree nodes and staging nobody
- *     maps become free here.
- *  5. Insert the refcount records: a shared record per run of count >= 2,
- *     a staging record per CoW extent kept. Nodes come from the new free
- *     space through the ordinary allocator.
- *  6. Unmap what step 1 dropped (bmap_unmap, releasing nothing: step 4 has
+ *     and the free count (refusing bad input before changing anything).
+ *     Leaked blocks, old tree nodes and staging nobody maps become free.
+ *  4. Salvaged trees get their records back. The refcount tree, if
+ *     rebuilt, is dropped unread (btree_reset: its nodes are free space
+ *     now) and refilled: a shared record per run of count >= 2, a staging
+ *     record per CoW extent kept. Nodes come from the new free space
+ *     through the ordinary allocator.
+ *  5. Unmap what step 1 dropped (bmap_unmap, releasing nothing: step 3 has
  *     already counted those blocks free or owned by their other claimant;
  *     extent tree nodes freed or needed go through the allocator, now
  *     sound) and lower the inodes' block counts.
- *  7. Set the reflink feature if shared records exist; fs_sync().
+ *  6. Set the reflink feature if shared records exist; fs_sync().
+ *
+ * Salvage: a damaged node of a tree holding primary information (inode,
+ * directory, extent, attribute) costs what that node held; the tree is
+ * rebuilt from the records still readable, and the later checks follow up
+ * (pass 4 rewrites block counts, frees what inodes that no longer exist
+ * owned; names are the name-side repairs).
  *
  * Writes: fsck opens the filesystem without a journal (RFS_FS_NOJOURNAL),
  * as for its other repairs: everything goes to the buffer cache and the
- * final fs_sync() writes it home, a checkpoint. A crash part-way leaves an
- * image the next fsck repairs again from the same primary information (only
- * step 6 touches it). Journalling a rebuild would take a transaction as
- * large as the trees, more than the log may hold: rejected.
+ * final fs_sync() writes it home, a checkpoint. Until then little reaches
+ * the disk (the cache evicts only when over budget); a crash part-way may
+ * still leave new nodes over old ones, as with e2fsck or xfs_repair, and
+ * the next fsck starts again from what the primary trees say. Journalling
+ * a rebuild would take a transaction as large as the trees, more than the
+ * log may hold: rejected.
  *
- * Nothing is rebuilt when the inode, directory, extent or attribute tree
- * (or the refcount tree, unless it is the one rebuilt) is damaged: the
- * claims then miss what the unreadable subtrees map, and a rebuild would
- * hand out blocks still in use. Those trees hold primary information and
- * are not repaired by this version (TREE_CORRUPT stays PR_NO_REPAIR).
+ * Nothing is rebuilt when a tree is damaged and neither rebuilt nor
+ * salvaged (-p does not salvage): the claims then miss what its unreadable
+ * subtrees map, and a rebuild would hand out blocks still in use.
  */
 #include <inttypes.h>
 #include <stdarg.h>
