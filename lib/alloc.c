@@ -817,6 +817,28 @@ static size_t largest_index(const struct rfs_free_ext *free, size_t n)
 	return best;
 }
 
+/* No extent can seed the trees (a nearly full disk): if the free list can
+ * hold every free block and that is at least half its low mark (what
+ * every operation needs), the trees stay empty, which is consistent: the
+ * next operation drains the list into them. */
+static int rebuild_tiny(struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n)
+{
+	struct rfs_btree t = {.priv = fs};
+	uint64_t total = 0;
+	size_t i;
+	extlen_t j;
+	int ret = 0;
+
+	for (i = 0; i < n; i++)
+		total += free[i].len;
+	if (total > fs->fl_capacity || total < alloc_freelist_low(fs) / 2)
+		return -ENOSPC; /* below half the low mark even a free fails */
+	for (i = 0; !ret && i < n; i++)
+		for (j = 0; !ret && j < free[i].len; j++)
+			ret = fl_push(&t, free[i].start + j);
+	return ret;
+}
+
 /*
  * The largest extent goes in first, by hand: two blocks from its end seed
  * the free list (the first insert into each empty tree needs one node),
@@ -847,7 +869,7 @@ int alloc_rebuild(struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n)
 		return ret;
 	big = largest_index(free, n);
 	if (free[big].len < 3)
-		return -ENOSPC;
+		return rebuild_tiny(fs, free, n);
 	seed = 2;
 	for (i = 0; !ret && i < seed; i++)
 		ret = fl_push(&t, free[big].start + free[big].len - seed + i);

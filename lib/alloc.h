@@ -62,8 +62,10 @@ struct rfs_free_ext {
  * with btree_reset(), their nodes neither read nor freed: the caller's
  * FREE says whether those blocks are free. The new trees' nodes and the
  * free list's entries come out of FREE. -EINVAL for a bad FREE (nothing
- * changed then), -ENOSPC if no extent of FREE has three blocks (a
- * filesystem that full cannot seed its trees; the trees are empty then). */
+ * changed then). When no extent of FREE has three blocks (a nearly full
+ * disk) every free block goes on the free list and the trees stay empty;
+ * -ENOSPC if they do not fit or are fewer than half the list's low mark
+ * (the trees are empty then). */
 int alloc_rebuild(struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n);
 
 /* Free list contents, for fsck. Copies at most CAP entries. */

@@ -1541,6 +1541,43 @@ START_TEST(test_rebuild)
 }
 END_TEST
 
+/* A full disk with a few single free blocks: they all go on the free
+ * list, the trees stay empty, and the allocator works from there. */
+START_TEST(test_rebuild_tiny)
+{
+	struct extvec fx = {0}, keep = {0};
+	struct env e;
+	size_t i;
+	extlen_t k;
+
+	env_open(&e, 10, 8ull << 20, "rebuild_tiny", 0xa110c0e7);
+	fill_phase(&e, 64);
+	free_from_model(&e, &fx); /* the old free list and tree nodes */
+	/* every other block of it stays free (8 of them), the model owns
+	 * the rest: no free extent longer than one block */
+	for (i = 0; i < fx.n; i++)
+		for (k = 0; k < fx.v[i].len; k++) {
+			fsblock_t b = fx.v[i].start + k;
+			if (keep.n < 8 && k % 2 == 0) {
+				ev_push(&keep, b, 1);
+				continue;
+			}
+			model_mark(&e.m, b, 1, 1);
+			ev_push(&e.m.ext, b, 1);
+		}
+	REQ_UCMP(keep.n, ==, 8);
+	REQ_ICMP(rebuild(&e, &keep), ==, 0);
+	REQ_UCMP(e.fs->sb.free_blocks, ==, 0);
+	REQ_UCMP(e.fs->bno.height, ==, 0);
+	verify_fs(e.fs, &e.m, 0);
+	free_all_phase(&e);
+	REQ_UCMP(test_log_errors, ==, 0);
+	ev_free(&fx);
+	ev_free(&keep);
+	env_close(&e);
+}
+END_TEST
+
 /* btree_reset drops a tree without touching its nodes. */
 START_TEST(test_btree_reset)
 {
@@ -1584,6 +1621,7 @@ static Suite *alloc_suite(void)
 	tcase_add_test(det, test_busy_extents);
 	tcase_add_test(det, test_busy_small_extents);
 	tcase_add_test(det, test_rebuild);
+	tcase_add_test(det, test_rebuild_tiny);
 	tcase_add_test(det, test_btree_reset);
 	suite_add_tcase(s, det);
 	return s;
