@@ -80,6 +80,7 @@ staging-owner COW_OWNER_WRONG
 staging-in-data COW_IN_DATA_FORK|BLOCK_MULTIPLY_CLAIMED
 no-flag REFLINK_FLAG_MISSING
 overlap REFC_MISSING
+refc-overlap REFC_OVERLAP|REFC_UNMERGED|REFC_COUNT_WRONG
 no-feature REFC_WITHOUT_FEATURE
 EOF
 shared drop-shared
@@ -125,6 +126,7 @@ fork-no-staging 3 4 5
 staging-owner 3 4 5
 staging-in-data 4 5
 overlap 3 4 5
+refc-overlap 3 4 5
 EOF
 # Safe without asking: merging records, freeing staging nobody maps.
 for damage in unmerged leftover-staging; do

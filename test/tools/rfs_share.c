@@ -26,6 +26,7 @@
  *   staging-in-data   c's staging blocks also in a's data fork
  *   no-flag           b's RFS_IFLAG_REFLINK cleared
  *   overlap           a new file d maps a's P+6..P+7 with no record
+ *   refc-overlap      a shared record of P+1..P+2 overlapping both others
  *   no-feature        RFS_FEAT_RO_COMPAT_REFLINK cleared
  *   leak              5 blocks allocated and mapped by nothing
  *   free-count        the superblock's free count 7 too high
@@ -375,6 +376,8 @@ static int damage(struct share *s, const char *what)
 	}
 	if (!strcmp(what, "overlap"))
 		return overlap(s);
+	if (!strcmp(what, "refc-overlap"))
+		return shared_rec(fs, s->p + 1, 2, 2);
 	if (!strcmp(what, "no-feature")) {
 		fs->sb.feat_ro_compat &= ~RFS_FEAT_RO_COMPAT_REFLINK;
 		fs_sb_dirty(fs);
