@@ -127,28 +127,36 @@ static void add_ext_info(struct fsck_ctx *ctx, rfs_ino_t ino, uint64_t len, enum
 	ei->kind = (uint8_t)kind;
 }
 
+/* The whole extent, file offset included, for repairs that unmap it; its
+ * ext_info was the last one added. */
+static void add_fork_ext(struct fsck_ctx *ctx, const struct rfs_bmap_rec *r)
+{
+	struct repair *rp = &ctx->repair;
+	struct fork_ext *fe;
+
+	grow((void **)&rp->forks, &rp->cap_forks, rp->nforks, sizeof(*rp->forks));
+	fe = &rp->forks[rp->nforks++];
+	fe->ino = le64_get(r->ino);
+	fe->off = le64_get(r->fkey) & (RFS_MAX_FILE_BLOCKS - 1);
+	fe->pblk = le64_get(r->pblk);
+	fe->len = le32_get(r->len);
+	fe->ext_idx = ctx->nexts - 1;
+	fe->fork = (le64_get(r->fkey) >> RFS_BMAP_OFF_BITS) == RFS_FORK_COW ? RFS_FORK_COW
+									    : RFS_FORK_DATA;
+}
+
 static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
 {
 	struct rfs_bmap_rec r;
 	rfs_ino_t ino;
 	int cow;
 
-	struct repair *rp = &ctx->repair;
-	struct fork_ext *fe;
-
 	memcpy(&r, rec, sizeof(r));
 	ino = le64_get(r.ino);
 	cow = (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) == RFS_FORK_COW;
 	ivals_add(cow ? &ctx->cow_exts : &ctx->data_exts, le64_get(r.pblk), le32_get(r.len), ino);
 	add_ext_info(ctx, ino, le32_get(r.len), cow ? EXT_COW : EXT_DATA);
-	grow((void **)&rp->forks, &rp->cap_forks, rp->nforks, sizeof(*rp->forks));
-	fe = &rp->forks[rp->nforks++];
-	fe->ino = ino;
-	fe->off = le64_get(r.fkey) & (RFS_MAX_FILE_BLOCKS - 1);
-	fe->pblk = le64_get(r.pblk);
-	fe->len = le32_get(r.len);
-	fe->ext_idx = ctx->nexts - 1;
-	fe->fork = cow ? RFS_FORK_COW : RFS_FORK_DATA;
+	add_fork_ext(ctx, &r);
 }
 
 /* Records come in key order: all shared ones by start, then staging. */

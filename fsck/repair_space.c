@@ -99,7 +99,6 @@ static unsigned want_of(enum problem_code code)
 	case PR_COW_RECORD_LEFTOVER:
 	case PR_COW_RECORD_MISSING:
 	case PR_COW_OWNER_WRONG:
-		return refc;
 	case PR_TREE_CORRUPT: /* a salvaged extent tree changes the counts */
 		return refc;
 	case PR_COW_IN_DATA_FORK:
