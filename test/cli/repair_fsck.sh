@@ -130,6 +130,29 @@ lost=$(awk 'NR == FNR { line[$1] = $0; n[$1] = $2; next } $0 != line[$1] && $2 >
 [ "$lost" -eq 0 ] && ok || bad "$lost changed files did not lose blocks"
 [ "$kept" -lt "$(wc -l <"$tmp/sum0")" ] && ok || bad "the damaged leaf cost no file anything"
 
+# Taller trees (1 KiB blocks, 150 clones): one byte of a node picked by
+# the seed, anywhere in the free-space, extent or refcount tree, is
+# repaired and the second run is clean.
+for seed in 1 2 3 4 5 6 7 8; do
+	RANDOM=$seed
+	"$MKFS" -q -f -b 1024 -s 32M "$img" >/dev/null && "$SHARE" "$img" clones 150 "$seed" >/dev/null ||
+		bad "clones on 1 KiB blocks (seed $seed)"
+	trees=(1 2 5 7)
+	tree=${trees[$((seed % 4))]}
+	node=$(read_root "$img" "$tree")
+	ks=16
+	[ "$tree" = 1 ] && ks=8 # key bytes before an internal entry's child
+	while [ "$(od -An -t u1 -j $((node * 1024 + 40)) -N 1 "$img" | tr -d ' ')" != 0 ] &&
+		[ $((RANDOM % 3)) != 0 ]; do # level at 40, entries at 42, slots at 56
+		n=$(od -An -t u2 -j $((node * 1024 + 42)) -N 2 "$img" | tr -d ' ')
+		set -- $(od -An -t u2 -j $((node * 1024 + 56 + 4 * (RANDOM % n))) -N 4 "$img")
+		node=$(od -An -t u8 -j $((node * 1024 + $1 + ks)) -N 8 "$img" | tr -d ' ')
+	done
+	flip "$img" 0 $((node * 1024 + 40 + RANDOM % 960))
+	expect 1 "fsck -y of tree $tree node $node (seed $seed)" "$FSCK" -fy "$img"
+	expect 0 "clean after repairing tree $tree node $node (seed $seed)" "$FSCK" -fn "$img"
+done
+
 # The inode tree's only node: rebuilt (empty); what is left is for the
 # name-side repairs (root, lost+found, entries, extents of no inode).
 damaged flip:3
