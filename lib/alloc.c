@@ -839,6 +839,19 @@ static int rebuild_tiny(struct rfs_fs *fs, const struct rfs_free_ext *free, size
 	return ret;
 }
 
+/* The refills above aim at the middle of the water marks; a rebuild leaves
+ * the reserve where mkfs puts it (twice the low mark), so that repairing a
+ * few leaked blocks does not show as hundreds more in use. */
+static int trim_reserve(struct rfs_fs *fs)
+{
+	uint32_t count;
+	int ret = alloc_fix_freelist(fs);
+
+	while (!ret && !(ret = fl_count(fs, &count)) && count > 2 * alloc_freelist_low(fs))
+		ret = fl_drain_one(fs);
+	return ret;
+}
+
 /*
  * The largest extent goes in first, by hand: two blocks from its end seed
  * the free list (the first insert into each empty tree needs one node),
@@ -878,7 +891,7 @@ int alloc_rebuild(struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n)
 	for (i = 0; !ret && i < n; i++)
 		if (i != big)
 			ret = free_extent(fs, free[i].start, free[i].len);
-	return ret ? ret : alloc_fix_freelist(fs);
+	return ret ? ret : trim_reserve(fs);
 }
 
 int alloc_tree_block(struct rfs_btree *t, fsblock_t hint, fsblock_t *out)
