@@ -162,8 +162,20 @@ expect_out "inodes tree rebuilt from its 0 readable records" "the inode tree is 
 only_codes "ROOT_BAD|LOST_FOUND_BAD|INODE_COUNT_WRONG|DIRENT_[A-Z_]+|EXTENT_NO_INODE" \
 	"after salvaging the inode tree only name-side problems"
 
+# Every damage again on a larger image (120 clones on 1 KiB blocks: trees
+# of two and three levels): repaired by -y, clean second run.
+for damage in drop-shared wrong-count unshared-record unmerged leftover-staging \
+	fork-no-staging staging-owner staging-in-data no-flag overlap refc-overlap no-feature \
+	leak free-count unmerged-free cnt-differs free-over-data data-on-node beyond-end \
+	cow-overlap nblocks no-inode; do
+	"$MKFS" -q -f -b 1024 -s 32M "$img" >/dev/null &&
+		"$SHARE" "$img" clones 120 7 "$damage" >/dev/null || bad "clones and $damage"
+	expect 1 "fsck -y of $damage among clones" "$FSCK" -fy "$img"
+	expect 0 "clean after fsck -y of $damage among clones" "$FSCK" -fn "$img"
+done
+
 # What the repairs chose: the inode tree keeps its node (a gets a hole at
-# offset 30), a's extent beyond the end goes, c's CoW extent wins over e's.
+# offset 30), c's CoW extent wins over g's.
 damaged data-on-node
 "$FSCK" -fy "$img" >"$tmp/out" 2>&1
 expect_out "claimed by the inode tree and file data" "the overlap names both owners"

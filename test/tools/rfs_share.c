@@ -4,7 +4,7 @@
  * then damages the result in exactly one way, for fsck's tests.
  *
  *   rfs_share IMAGE DAMAGE
- *   rfs_share IMAGE clones N SEED
+ *   rfs_share IMAGE clones N SEED [DAMAGE]
  *   rfs_share IMAGE sum
  *
  * On a freshly made IMAGE, through lib/ directly (no journal), makes:
@@ -35,7 +35,7 @@
  *   free-over-data    a's P+6..P+7 also recorded as free in both trees
  *   data-on-node      a maps the inode tree's root block at offset 30
  *   beyond-end        a maps 4 blocks from the filesystem's last but one
- *   cow-overlap       a new file e's CoW fork maps c's staging blocks too
+ *   cow-overlap       a new file g's CoW fork maps c's staging blocks too
  *   nblocks           a's block count 3 too high
  *   no-inode          b's inode and name deleted, its extents (shared
  *                     with a) and an attribute left behind
@@ -52,7 +52,8 @@
  * 64-block file (some twice, at two offsets), then unclones a random part
  * of every third one, freeing what reaches a count of zero: lib/refcount.c
  * splits and merges records its own way, and fsck, which recomputes the
- * counts from the forks alone, must find the result clean.
+ * counts from the forks alone, must find the result clean. DAMAGE then
+ * damages the larger result.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -270,7 +271,7 @@ static int cow_overlap(struct share *s)
 {
 	struct rfs_inode e;
 
-	TRY(new_file(s->fs, "e", 0, &e));
+	TRY(new_file(s->fs, "g", 0, &e));
 	return map(s->fs, &e, RFS_FORK_COW, 3, s->staged, 2);
 }
 
@@ -469,9 +470,9 @@ int main(int argc, char **argv)
 	char why[200];
 	int ret;
 
-	if (argc != 3 && !(argc == 5 && !strcmp(argv[2], "clones"))) {
-		fprintf(stderr, "usage: %s IMAGE DAMAGE | %s IMAGE clones N SEED\n", argv[0],
-			argv[0]);
+	if (argc != 3 && !((argc == 5 || argc == 6) && !strcmp(argv[2], "clones"))) {
+		fprintf(stderr, "usage: %s IMAGE DAMAGE | %s IMAGE clones N SEED [DAMAGE]\n",
+			argv[0], argv[0]);
 		return 16;
 	}
 	if (!strcmp(argv[2], "sum")) {
@@ -493,10 +494,10 @@ int main(int argc, char **argv)
 		return ret ? 1 : 0;
 	}
 	ret = build(&s);
-	if (!ret && argc == 5)
+	if (!ret && argc >= 5)
 		ret = clones(&s, (unsigned)atoi(argv[3]), strtoull(argv[4], NULL, 0));
-	else if (!ret)
-		ret = damage(&s, argv[2]);
+	if (!ret && argc != 5)
+		ret = damage(&s, argv[argc - 1]);
 	if (!ret)
 		printf("%llu\n", (unsigned long long)s.p);
 	if (fs_close(s.fs))
