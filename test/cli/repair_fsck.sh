@@ -115,6 +115,7 @@ fi
 "$SHARE" "$img" sum >"$tmp/sum0"
 root=$(read_root "$img" 5)
 nrecs=$(od -An -t u2 -j $((root * 4096 + 42)) -N 2 "$img" | tr -d ' ')
+# shellcheck disable=SC2046 # a slot: offset and length
 set -- $(od -An -t u2 -j $((root * 4096 + 56 + 4 * (nrecs - 2))) -N 4 "$img")
 leaf=$(od -An -t u8 -j $((root * 4096 + $1 + 16)) -N 8 "$img" | tr -d ' ')
 flip "$img" "$leaf" 3000
@@ -145,6 +146,7 @@ for seed in 1 2 3 4 5 6 7 8; do
 	while [ "$(od -An -t u1 -j $((node * 1024 + 40)) -N 1 "$img" | tr -d ' ')" != 0 ] &&
 		[ $((RANDOM % 3)) != 0 ]; do # level at 40, entries at 42, slots at 56
 		n=$(od -An -t u2 -j $((node * 1024 + 42)) -N 2 "$img" | tr -d ' ')
+		# shellcheck disable=SC2046 # a slot: offset and length
 		set -- $(od -An -t u2 -j $((node * 1024 + 56 + 4 * (RANDOM % n))) -N 4 "$img")
 		node=$(od -An -t u8 -j $((node * 1024 + $1 + ks)) -N 8 "$img" | tr -d ' ')
 	done
