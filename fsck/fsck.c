@@ -225,5 +225,6 @@ int main(int argc, char **argv)
 	free(ctx.cow_exts.v);
 	free(ctx.shared.v);
 	free(ctx.staging.v);
+	free(ctx.repair.forks);
 	return ret ? ret : exit_code(&ctx);
 }

@@ -14,6 +14,8 @@
  *                   tree node, file data, CoW staging, free; the two
  *                   free-space trees agree
  *   pass4_names.c   inodes, directory entries, reachability, link counts
+ * repair_space.c rebuilds free space and the refcount tree, salvages
+ * damaged trees and unmaps bad fork extents at the end of pass 3.
  */
 #ifndef RFS_FSCK_H
 #define RFS_FSCK_H
@@ -109,6 +111,34 @@ struct dent_info {
 	uint8_t ftype;
 };
 
+/* Repairs of blocks, space, trees and refcounts (repair_space.c). Passes
+ * 2 and 3 only note what was approved; the repair runs once, at the end
+ * of pass 3, from the in-core claims. */
+enum repair_want {
+	REPAIR_FREE_SPACE = 1u << 0, /* rebuild bno, cnt, free list, free count */
+	REPAIR_REFCOUNT = 1u << 1,   /* rebuild the refcount tree (and free space) */
+	REPAIR_FORKS = 1u << 2,	     /* unmap fork extents that cannot stay */
+};
+
+/* A fork extent as pass 2 found it, in tree order. */
+struct fork_ext {
+	rfs_ino_t ino;
+	fileoff_t off;
+	fsblock_t pblk;
+	extlen_t len;
+	size_t ext_idx; /* its ext_info, whose len pass 4 adds up */
+	uint8_t fork;	/* RFS_FORK_DATA or RFS_FORK_COW */
+};
+
+struct repair {
+	unsigned want;	   /* enum repair_want */
+	unsigned salvage;  /* 1 << tree type: primary trees rebuilt from their readable records */
+	uint64_t approved; /* problems the repair fixes if it succeeds */
+	struct fork_ext *forks;
+	size_t nforks, cap_forks;
+	int orphans_done, orphans_ret; /* repair_orphan_extents() ran, and how */
+};
+
 struct fsck_ctx {
 	const char *image;
 	enum fsck_mode mode;
@@ -132,6 +162,7 @@ struct fsck_ctx {
 	int replayed; /* the journal held transactions */
 	uint64_t tree_nodes[RFS_TREE_MAX], tree_records[RFS_TREE_MAX];
 	int trees_ok[RFS_TREE_MAX];
+	struct repair repair;
 };
 
 int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner);
@@ -144,5 +175,21 @@ int pass2_trees(struct fsck_ctx *ctx);
 int pass3_space(struct fsck_ctx *ctx);
 void pass3_refcounts(struct fsck_ctx *ctx); /* called by pass3_space */
 int pass4_names(struct fsck_ctx *ctx);
+
+/* repair_space.c */
+/* Reports CODE through fix_problem(); if approved, notes the repair that
+ * fixes it for repair_space() and returns 1. */
+int repair_problem(struct fsck_ctx *ctx, enum problem_code code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Applies what was noted, once, after pass 3's checks. */
+void repair_space(struct fsck_ctx *ctx);
+/* Drops the extents and attributes of every inode that does not exist
+ * (pass 4, on its first approved EXTENT_NO_INODE). */
+void repair_orphan_extents(struct fsck_ctx *ctx);
+/* Rewrites an inode's block count to what its data fork maps (pass 4). */
+void repair_nblocks(struct fsck_ctx *ctx, struct ino_info *ii);
+/* pass3_refc.c: the count of every block from data extents EXTS, as
+ * disjoint runs sorted by start (val >= 1). */
+void refc_count_runs(const struct ivals *exts, struct ivals *runs);
 
 #endif

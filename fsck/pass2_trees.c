@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "bmap.h"
 #include "dir.h"
 #include "fsck.h"
 #include "inode.h"
@@ -40,13 +41,23 @@ static uint16_t tree_claim(uint16_t tree_type)
 	}
 }
 
+/* The free-space and refcount trees hold nothing the other trees do not
+ * say (free = not claimed; counts = what the data forks map): they are
+ * rebuilt. The others hold primary information: they are rebuilt from
+ * the records still readable, and what the damaged nodes held is lost
+ * (repair_space.c). */
 static void on_report(void *arg, const struct rfs_btree *t, fsblock_t blkno, const char *msg)
 {
 	struct fsck_ctx *ctx = arg;
+	uint16_t type = t->ops->tree_type;
+	enum problem_code code = type == RFS_TREE_BNO || type == RFS_TREE_CNT ? PR_FREE_TREE_CORRUPT
+				 : type == RFS_TREE_REFC		      ? PR_REFC_TREE_CORRUPT
+									      : PR_TREE_CORRUPT;
 
-	ctx->trees_ok[t->ops->tree_type] = 0;
-	fix_problem(ctx, PR_TREE_CORRUPT, "%s tree, block %" PRIu64 ": %s", t->ops->name, blkno,
-		    msg);
+	ctx->trees_ok[type] = 0;
+	if (repair_problem(ctx, code, "%s tree, block %" PRIu64 ": %s", t->ops->name, blkno, msg) &&
+	    code == PR_TREE_CORRUPT)
+		ctx->repair.salvage |= 1u << type;
 }
 
 static void on_node(void *arg, const struct rfs_btree *t, fsblock_t blkno, unsigned level)
@@ -116,6 +127,24 @@ static void add_ext_info(struct fsck_ctx *ctx, rfs_ino_t ino, uint64_t len, enum
 	ei->kind = (uint8_t)kind;
 }
 
+/* The whole extent, file offset included, for repairs that unmap it; its
+ * ext_info was the last one added. */
+static void add_fork_ext(struct fsck_ctx *ctx, const struct rfs_bmap_rec *r)
+{
+	struct repair *rp = &ctx->repair;
+	struct fork_ext *fe;
+
+	grow((void **)&rp->forks, &rp->cap_forks, rp->nforks, sizeof(*rp->forks));
+	fe = &rp->forks[rp->nforks++];
+	fe->ino = le64_get(r->ino);
+	fe->off = le64_get(r->fkey) & (RFS_MAX_FILE_BLOCKS - 1);
+	fe->pblk = le64_get(r->pblk);
+	fe->len = le32_get(r->len);
+	fe->ext_idx = ctx->nexts - 1;
+	fe->fork = (le64_get(r->fkey) >> RFS_BMAP_OFF_BITS) == RFS_FORK_COW ? RFS_FORK_COW
+									    : RFS_FORK_DATA;
+}
+
 static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
 {
 	struct rfs_bmap_rec r;
@@ -127,6 +156,7 @@ static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
 	cow = (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) == RFS_FORK_COW;
 	ivals_add(cow ? &ctx->cow_exts : &ctx->data_exts, le64_get(r.pblk), le32_get(r.len), ino);
 	add_ext_info(ctx, ino, le32_get(r.len), cow ? EXT_COW : EXT_DATA);
+	add_fork_ext(ctx, &r);
 }
 
 /* Records come in key order: all shared ones by start, then staging. */
@@ -256,9 +286,9 @@ static void check_freelist(struct fsck_ctx *ctx)
 		exit(FSCK_EXIT_OPERROR);
 	ret = alloc_freelist_read(ctx->fs, blocks, ctx->fs->fl_capacity, &n);
 	if (ret)
-		fix_problem(ctx, PR_FREELIST_BAD, "block %" PRIu64 ": %s",
-			    ctx->fs->sb.freelist_blkno,
-			    ret == -EBADMSG ? "checksum mismatch" : "bad header or contents");
+		repair_problem(ctx, PR_FREELIST_BAD, "block %" PRIu64 ": %s",
+			       ctx->fs->sb.freelist_blkno,
+			       ret == -EBADMSG ? "checksum mismatch" : "bad header or contents");
 	for (i = 0; !ret && i < n; i++)
 		claims_add(&ctx->claims, blocks[i], 1, CLAIM_FREELIST_ENTRY);
 	free(blocks);

@@ -69,7 +69,7 @@ static void report(struct refc_check *rc, enum problem_code code, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fix_problem(rc->ctx, code, "%s", msg);
+	repair_problem(rc->ctx, code, "%s", msg);
 }
 
 static void report_totals(struct refc_check *rc)
@@ -126,7 +126,7 @@ static uint64_t *xmalloc_u64(size_t n)
  * extent boundaries (a start or an end) the number of extents covering a
  * block is constant, and each start adds one, each end removes one.
  */
-static void count_runs(const struct ivals *exts, struct ivals *runs)
+void refc_count_runs(const struct ivals *exts, struct ivals *runs)
 {
 	size_t n = exts->n, i = 0, j = 0, k;
 	uint64_t *starts = xmalloc_u64(n), *ends = xmalloc_u64(n);
@@ -445,7 +445,7 @@ void pass3_refcounts(struct fsck_ctx *ctx)
 	struct refc_check rc = {.ctx = ctx};
 
 	rc.compare = ctx->trees_ok[RFS_TREE_BMAP] && ctx->trees_ok[RFS_TREE_REFC];
-	count_runs(&ctx->data_exts, &rc.runs);
+	refc_count_runs(&ctx->data_exts, &rc.runs);
 	shared_only(&rc);
 	claim_data(&rc);
 	check_shared(&rc);

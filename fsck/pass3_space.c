@@ -42,17 +42,46 @@ static void report_leak(struct sweep *s, fsblock_t from, fsblock_t to)
 	if (!s->report_leaks)
 		return;
 	if (s->leaks++ < REPORT_MAX)
-		fix_problem(s->ctx, PR_BLOCK_LEAKED, "blocks %" PRIu64 "..%" PRIu64, from, to - 1);
+		repair_problem(s->ctx, PR_BLOCK_LEAKED, "blocks %" PRIu64 "..%" PRIu64, from,
+			       to - 1);
 }
 
+/* The primary tree whose nodes OWNER claims, or 0. */
+static unsigned primary_tree(uint16_t owner)
+{
+	switch (owner) {
+	case CLAIM_TREE_INODE:
+		return RFS_TREE_INODE;
+	case CLAIM_TREE_DIR:
+		return RFS_TREE_DIR;
+	case CLAIM_TREE_BMAP:
+		return RFS_TREE_BMAP;
+	case CLAIM_TREE_XATTR:
+		return RFS_TREE_XATTR;
+	default:
+		return 0;
+	}
+}
+
+/* How repair_space() settles an overlap: file data over metadata is
+ * unmapped, CoW staging gives way, free space and the free-space and
+ * refcount trees are rebuilt. A node reached twice in one primary tree
+ * (only a bug can do that: its parents' checksums are sound) means that
+ * tree is salvaged, each record once. Two different kinds of metadata on
+ * one block cannot both pass their verifiers, so that case does not arise. */
 static void report_overlap(struct sweep *s, const struct claim *c, const struct claim *prev,
 			   fsblock_t end)
 {
+	int approved = (s->ctx->repair.want & REPAIR_FORKS) != 0; /* as for the first */
+
 	if (s->overlaps++ < REPORT_MAX)
-		fix_problem(s->ctx, PR_BLOCK_MULTIPLY_CLAIMED,
-			    "blocks %" PRIu64 "..%" PRIu64 " claimed by %s and %s", c->start,
-			    RFS_MIN(end, c->start + c->len) - 1, claim_owner_name(prev->owner),
-			    claim_owner_name(c->owner));
+		approved =
+			repair_problem(s->ctx, PR_BLOCK_MULTIPLY_CLAIMED,
+				       "blocks %" PRIu64 "..%" PRIu64 " claimed by %s and %s",
+				       c->start, RFS_MIN(end, c->start + c->len) - 1,
+				       claim_owner_name(prev->owner), claim_owner_name(c->owner));
+	if (approved && c->owner == prev->owner && primary_tree(c->owner))
+		s->ctx->repair.salvage |= 1u << primary_tree(c->owner);
 }
 
 static void sweep_claims(struct fsck_ctx *ctx)
@@ -72,10 +101,10 @@ static void sweep_claims(struct fsck_ctx *ctx)
 	for (i = 0; i < cl->n; i++) {
 		const struct claim *c = &cl->v[i];
 		if (c->len == 0 || c->start >= n || c->len > n - c->start) {
-			fix_problem(ctx, PR_EXTENT_BEYOND_END,
-				    "%s at %" PRIu64 "+%" PRIu64 " (filesystem has %" PRIu64
-				    " blocks)",
-				    claim_owner_name(c->owner), c->start, c->len, n);
+			repair_problem(ctx, PR_EXTENT_BEYOND_END,
+				       "%s at %" PRIu64 "+%" PRIu64 " (filesystem has %" PRIu64
+				       " blocks)",
+				       claim_owner_name(c->owner), c->start, c->len, n);
 			continue;
 		}
 		if (c->start < covered)
@@ -110,15 +139,15 @@ static void check_free_extents(struct fsck_ctx *ctx)
 			continue;
 		total += c->len;
 		if (prev && prev->start + prev->len == c->start && unmerged++ < REPORT_MAX)
-			fix_problem(ctx, PR_FREE_EXTENT_UNMERGED,
-				    "%" PRIu64 "+%" PRIu64 " and %" PRIu64 "+%" PRIu64, prev->start,
-				    prev->len, c->start, c->len);
+			repair_problem(ctx, PR_FREE_EXTENT_UNMERGED,
+				       "%" PRIu64 "+%" PRIu64 " and %" PRIu64 "+%" PRIu64,
+				       prev->start, prev->len, c->start, c->len);
 		prev = c;
 	}
 	if (total != ctx->fs->sb.free_blocks)
-		fix_problem(ctx, PR_FREE_COUNT_WRONG,
-			    "superblock says %" PRIu64 ", the trees hold %" PRIu64,
-			    ctx->fs->sb.free_blocks, total);
+		repair_problem(ctx, PR_FREE_COUNT_WRONG,
+			       "superblock says %" PRIu64 ", the trees hold %" PRIu64,
+			       ctx->fs->sb.free_blocks, total);
 }
 
 static void compare_free_trees(struct fsck_ctx *ctx)
@@ -141,8 +170,8 @@ static void compare_free_trees(struct fsck_ctx *ctx)
 	while (i < cl->n && cl->v[i].owner != CLAIM_FREE)
 		i++;
 	if (i < cl->n || j < cnt->n)
-		fix_problem(ctx, PR_FREE_TREES_DIFFER, "first difference near block %" PRIu64,
-			    j < cnt->n ? cnt->v[j].start : cl->v[i].start);
+		repair_problem(ctx, PR_FREE_TREES_DIFFER, "first difference near block %" PRIu64,
+			       j < cnt->n ? cnt->v[j].start : cl->v[i].start);
 }
 
 int pass3_space(struct fsck_ctx *ctx)
@@ -155,5 +184,6 @@ int pass3_space(struct fsck_ctx *ctx)
 		check_free_extents(ctx);
 	if (ctx->trees_ok[RFS_TREE_BNO] && ctx->trees_ok[RFS_TREE_CNT])
 		compare_free_trees(ctx);
+	repair_space(ctx);
 	return 0;
 }

@@ -177,16 +177,18 @@ static void check_extents(struct fsck_ctx *ctx)
 				ii->mapped += e->len;
 		} else if (e->ino != last_missing && orphans++ < 10) {
 			last_missing = e->ino;
-			fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%s)", e->ino,
-				    ext_kind_name[e->kind]);
+			if (fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%s)", e->ino,
+					ext_kind_name[e->kind]))
+				repair_orphan_extents(ctx);
 		}
 	}
 	for (i = 0; i < ctx->ninodes; i++) {
 		ii = &ctx->inodes[i];
-		if (ii->mapped != ii->nblocks)
-			fix_problem(ctx, PR_NBLOCKS_WRONG,
-				    "inode %" PRIu64 ": %" PRIu64 ", data fork maps %" PRIu64,
-				    ii->ino, ii->nblocks, ii->mapped);
+		if (ii->mapped != ii->nblocks &&
+		    fix_problem(ctx, PR_NBLOCKS_WRONG,
+				"inode %" PRIu64 ": %" PRIu64 ", data fork maps %" PRIu64, ii->ino,
+				ii->nblocks, ii->mapped))
+			repair_nblocks(ctx, ii);
 	}
 }
 

@@ -2,12 +2,12 @@
 /*
  * problem.c - the problem table and fix_problem().
  *
- * This version of fsck repairs three things: a journal that needs replay (the
- * replay itself happens in pass 1 before any check), a missing reflink
- * feature bit and a missing inode reflink flag (each one bit whose setting
- * can never make an image worse). Every other entry is PR_NO_REPAIR until
- * the fsck issue adds its repair, and fix_problem() says so plainly
- * instead of pretending.
+ * Repairs: journal replay (pass 1, before any check), the reflink
+ * feature bit and inode flags (one bit each, never wrong to set), and the
+ * blocks, free space, trees and refcounts (repair_space.c, decided by
+ * passes 2-3 through repair_problem()). An entry still PR_NO_REPAIR has no
+ * repair in this version, and fix_problem() says so plainly instead of
+ * pretending.
  */
 #include "problem.h"
 
@@ -38,23 +38,24 @@ static const struct problem_def table[PR_COUNT] = {
 				       "the journal holds transactions "
 				       "to replay",
 				       PR_PREEN_OK},
-	[PR_FREELIST_BAD] = {"FREELIST_BAD", "free list block is damaged", NR},
-	[PR_TREE_CORRUPT] = {"TREE_CORRUPT", "B+tree is damaged", NR},
-	[PR_BLOCK_MULTIPLY_CLAIMED] = {"BLOCK_MULTIPLY_CLAIMED", "blocks are claimed twice", NR},
-	[PR_BLOCK_LEAKED] = {"BLOCK_LEAKED", "blocks are neither free nor in use", NR},
+	[PR_FREELIST_BAD] = {"FREELIST_BAD", "free list block is damaged", 0},
+	[PR_TREE_CORRUPT] = {"TREE_CORRUPT", "B+tree is damaged", 0},
+	[PR_BLOCK_MULTIPLY_CLAIMED] = {"BLOCK_MULTIPLY_CLAIMED", "blocks are claimed twice", 0},
+	[PR_BLOCK_LEAKED] = {"BLOCK_LEAKED", "blocks are neither free nor in use", PR_PREEN_OK},
 	[PR_EXTENT_BEYOND_END] = {"EXTENT_BEYOND_END",
 				  "blocks claimed beyond the end of the "
 				  "filesystem",
-				  NR},
+				  0},
 	[PR_FREE_EXTENT_UNMERGED] = {"FREE_EXTENT_UNMERGED",
 				     "adjacent free extents are not "
 				     "merged",
-				     NR},
+				     PR_PREEN_OK},
 	[PR_FREE_COUNT_WRONG] = {"FREE_COUNT_WRONG",
 				 "free block count in the superblock is "
 				 "wrong",
-				 NR},
-	[PR_FREE_TREES_DIFFER] = {"FREE_TREES_DIFFER", "the two free-space trees disagree", NR},
+				 PR_PREEN_OK},
+	[PR_FREE_TREES_DIFFER] = {"FREE_TREES_DIFFER", "the two free-space trees disagree",
+				  PR_PREEN_OK},
 	[PR_INODE_COUNT_WRONG] = {"INODE_COUNT_WRONG", "inode count in the superblock is wrong",
 				  NR},
 	[PR_NEXT_INO_TOO_LOW] = {"NEXT_INO_TOO_LOW", "next inode number is already in use", NR},
@@ -85,35 +86,41 @@ static const struct problem_def table[PR_COUNT] = {
 	[PR_ORPHAN_BAD] = {"ORPHAN_BAD", "orphan list entry is wrong", NR},
 	[PR_SYMLINK_BAD] = {"SYMLINK_BAD", "symbolic link target is malformed", NR},
 	[PR_EXTENT_NO_INODE] = {"EXTENT_NO_INODE", "file extents or attributes belong to no inode",
-				NR},
-	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents", NR},
+				0},
+	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents", 0},
 	/* Setting the bit only keeps writers that do not know the refcount
 	 * tree to read-only: always safe, so preen may do it. */
 	[PR_REFC_WITHOUT_FEATURE] = {"REFC_WITHOUT_FEATURE",
 				     "refcount tree in use but the reflink feature is "
 				     "not set",
 				     PR_PREEN_OK},
-	[PR_REFC_OVERLAP] = {"REFC_OVERLAP", "refcount records overlap", NR},
+	[PR_REFC_OVERLAP] = {"REFC_OVERLAP", "refcount records overlap", 0},
 	[PR_REFC_UNMERGED] = {"REFC_UNMERGED",
-			      "adjacent shared records with equal counts are not merged", NR},
-	[PR_REFC_MISSING] = {"REFC_MISSING", "shared blocks have no refcount record", NR},
-	[PR_REFC_COUNT_WRONG] = {"REFC_COUNT_WRONG", "refcount record has the wrong count", NR},
+			      "adjacent shared records with equal counts are not merged",
+			      PR_PREEN_OK},
+	[PR_REFC_MISSING] = {"REFC_MISSING", "shared blocks have no refcount record", 0},
+	[PR_REFC_COUNT_WRONG] = {"REFC_COUNT_WRONG", "refcount record has the wrong count", 0},
 	[PR_REFC_NOT_SHARED] = {"REFC_NOT_SHARED", "refcount record for blocks that are not shared",
-				NR},
+				0},
 	[PR_COW_RECORD_LEFTOVER] = {"COW_RECORD_LEFTOVER",
-				    "CoW staging record with no CoW fork extent", NR},
+				    "CoW staging record with no CoW fork extent", PR_PREEN_OK},
 	[PR_COW_RECORD_MISSING] = {"COW_RECORD_MISSING", "CoW fork extent without a staging record",
-				   NR},
+				   0},
 	[PR_COW_OWNER_WRONG] = {"COW_OWNER_WRONG",
 				"CoW staging record names another inode than the fork "
 				"mapping it",
-				NR},
+				0},
 	[PR_COW_IN_DATA_FORK] = {"COW_IN_DATA_FORK",
-				 "CoW staging blocks are also mapped by a data fork", NR},
+				 "CoW staging blocks are also mapped by a data fork", 0},
 	/* The flag only says "may have shared blocks": setting it on an inode
 	 * that has some is always right, so preen may do it. */
 	[PR_REFLINK_FLAG_MISSING] = {"REFLINK_FLAG_MISSING",
 				     "inode has shared blocks but no reflink flag", PR_PREEN_OK},
+	/* Rebuilt from the other trees (repair_space.c); a damaged inode,
+	 * directory, extent or attribute tree is TREE_CORRUPT, rebuilt from
+	 * its readable records. */
+	[PR_FREE_TREE_CORRUPT] = {"FREE_TREE_CORRUPT", "free-space B+tree is damaged", 0},
+	[PR_REFC_TREE_CORRUPT] = {"REFC_TREE_CORRUPT", "refcount B+tree is damaged", 0},
 };
 
 const struct problem_def *problem_def(enum problem_code code)

@@ -56,6 +56,8 @@ enum problem_code {
 	PR_COW_OWNER_WRONG,
 	PR_COW_IN_DATA_FORK,
 	PR_REFLINK_FLAG_MISSING,
+	PR_FREE_TREE_CORRUPT, /* TREE_CORRUPT of the trees fsck can rebuild */
+	PR_REFC_TREE_CORRUPT,
 	PR_COUNT
 };
 

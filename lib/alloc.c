@@ -792,6 +792,108 @@ int alloc_create(struct rfs_fs *fs, fsblock_t fl_start, uint32_t fl_len)
 	return ret;
 }
 
+/* --- rebuild (fsck) ---------------------------------------------------------- */
+
+static int rebuild_args_valid(const struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (!range_is_valid(fs, free[i].start, free[i].len))
+			return 0;
+		if (i && free[i - 1].start + free[i - 1].len > free[i].start)
+			return 0;
+	}
+	return 1;
+}
+
+static size_t largest_index(const struct rfs_free_ext *free, size_t n)
+{
+	size_t i, best = 0;
+
+	for (i = 1; i < n; i++)
+		if (free[i].len > free[best].len)
+			best = i;
+	return best;
+}
+
+/* No extent can seed the trees (a nearly full disk): if the free list can
+ * hold every free block and that is at least half its low mark (what
+ * every operation needs), the trees stay empty, which is consistent: the
+ * next operation drains the list into them. */
+static int rebuild_tiny(struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n)
+{
+	struct rfs_btree t = {.priv = fs};
+	uint64_t total = 0;
+	size_t i;
+	extlen_t j;
+	int ret = 0;
+
+	for (i = 0; i < n; i++)
+		total += free[i].len;
+	if (total > fs->fl_capacity || total < alloc_freelist_low(fs) / 2)
+		return -ENOSPC; /* below half the low mark even a free fails */
+	for (i = 0; !ret && i < n; i++)
+		for (j = 0; !ret && j < free[i].len; j++)
+			ret = fl_push(&t, free[i].start + j);
+	return ret;
+}
+
+/* The refills above aim at the middle of the water marks; a rebuild leaves
+ * the reserve where mkfs puts it (twice the low mark), so that repairing a
+ * few leaked blocks does not show as hundreds more in use. */
+static int trim_reserve(struct rfs_fs *fs)
+{
+	uint32_t count;
+	int ret = alloc_fix_freelist(fs);
+
+	while (!ret && !(ret = fl_count(fs, &count)) && count > 2 * alloc_freelist_low(fs))
+		ret = fl_drain_one(fs);
+	return ret;
+}
+
+/*
+ * The largest extent goes in first, by hand: two blocks from its end seed
+ * the free list (the first insert into each empty tree needs one node),
+ * the rest is inserted raw. From then on every extent goes through
+ * free_extent(), which merges neighbours and tops the free list up from
+ * the largest extent before each insert, exactly as in normal operation:
+ * no node count has to be predicted.
+ */
+int alloc_rebuild(struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n)
+{
+	struct rfs_btree t = {.priv = fs};
+	size_t big, i;
+	extlen_t seed;
+	int ret;
+
+	if (fs->readonly)
+		return -EROFS;
+	if (!rebuild_args_valid(fs, free, n))
+		return -EINVAL;
+	ret = btree_reset(&fs->bno);
+	if (!ret)
+		ret = btree_reset(&fs->cnt);
+	if (!ret)
+		ret = alloc_create(fs, 0, 0); /* an empty free list */
+	fs->sb.free_blocks = 0;
+	fs_sb_dirty(fs);
+	if (ret || n == 0)
+		return ret;
+	big = largest_index(free, n);
+	if (free[big].len < 3)
+		return rebuild_tiny(fs, free, n);
+	seed = 2;
+	for (i = 0; !ret && i < seed; i++)
+		ret = fl_push(&t, free[big].start + free[big].len - seed + i);
+	if (!ret)
+		ret = fsp_insert(fs, free[big].start, free[big].len - seed);
+	for (i = 0; !ret && i < n; i++)
+		if (i != big)
+			ret = free_extent(fs, free[i].start, free[i].len);
+	return ret ? ret : trim_reserve(fs);
+}
+
 int alloc_tree_block(struct rfs_btree *t, fsblock_t hint, fsblock_t *out)
 {
 	extlen_t len;

@@ -50,6 +50,24 @@ int alloc_create(struct rfs_fs *fs, fsblock_t fl_start, uint32_t fl_len);
 /* Inserts a free extent without merging (mkfs only). */
 int alloc_add_free(struct rfs_fs *fs, fsblock_t start, extlen_t len);
 
+/* A free extent, as alloc_rebuild() takes them. */
+struct rfs_free_ext {
+	fsblock_t start;
+	extlen_t len;
+};
+
+/* fsck: replaces both free-space trees, the free list and the free count
+ * with exactly the free space FREE[0..N) (sorted by start, disjoint, no
+ * static block; adjacent extents are merged). The old trees are dropped
+ * with btree_reset(), their nodes neither read nor freed: the caller's
+ * FREE says whether those blocks are free. The new trees' nodes and the
+ * free list's entries come out of FREE. -EINVAL for a bad FREE (nothing
+ * changed then). When no extent of FREE has three blocks (a nearly full
+ * disk) every free block goes on the free list and the trees stay empty;
+ * -ENOSPC if they do not fit or are fewer than half the list's low mark
+ * (the trees are empty then). */
+int alloc_rebuild(struct rfs_fs *fs, const struct rfs_free_ext *free, size_t n);
+
 /* Free list contents, for fsck. Copies at most CAP entries. */
 int alloc_freelist_read(struct rfs_fs *fs, fsblock_t *blocks, uint32_t cap, uint32_t *count);
 

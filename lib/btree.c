@@ -397,6 +397,13 @@ int btree_init(struct rfs_btree *t, const struct rfs_btree_ops *ops, struct rfs_
 	return 0;
 }
 
+int btree_reset(struct rfs_btree *t)
+{
+	t->root = 0;
+	t->height = 0;
+	return t->ops->root_changed ? t->ops->root_changed(t) : 0;
+}
+
 static int read_node(struct rfs_btree *t, fsblock_t blkno, unsigned level, struct rfs_buf **out)
 {
 	struct rfs_buf *bp;

@@ -94,6 +94,12 @@ enum rfs_lookup_mode {
 	RFS_LOOKUP_GE, /* the first record whose key is >= the key */
 };
 
+/* Makes T an empty tree (root 0, height 0, persisted through
+ * root_changed) without reading or freeing its nodes: fsck drops a tree it
+ * rebuilds this way, and rebuilds the free space knowing those blocks are
+ * no longer used. */
+int btree_reset(struct rfs_btree *t);
+
 /* Copies the matching record into REC (at most CAP bytes) and sets *LEN to
  * its real length. -ENOENT if there is none. */
 int btree_lookup(struct rfs_btree *t, const void *key, enum rfs_lookup_mode mode, void *rec,

@@ -1,8 +1,8 @@
 #!/bin/bash
 # fsck and reflink: files sharing blocks (and a CoW staging extent) are
 # clean; each single inconsistency of the refcount tree, the CoW fork or
-# the reflink flags is reported with its code; the two one-bit repairs
-# (inode flag, feature bit) work with -y and -p.
+# the reflink flags is reported with its code, repaired by -y (or -p where
+# that is safe), and a second run is clean with the files unchanged.
 #   usage: refcount_fsck.sh MKFS FSCK SHARE
 set -u
 MKFS=$1
@@ -80,6 +80,7 @@ staging-owner COW_OWNER_WRONG
 staging-in-data COW_IN_DATA_FORK|BLOCK_MULTIPLY_CLAIMED
 no-flag REFLINK_FLAG_MISSING
 overlap REFC_MISSING
+refc-overlap REFC_OVERLAP|REFC_UNMERGED|REFC_COUNT_WRONG
 no-feature REFC_WITHOUT_FEATURE
 EOF
 shared drop-shared
@@ -98,9 +99,47 @@ for damage in no-flag no-feature; do
 		expect 0 "clean after fsck $mode of $damage" "$FSCK" -fn "$img"
 	done
 done
+# Every damage above is repaired by -y (the refcount tree is rebuilt from
+# the forks) and a second run is clean; files a, b and c (inodes 3-5) read
+# back as before, except a where a data fork kept the staging blocks.
+"$MKFS" -q -f -s 64M "$img" >/dev/null && "$SHARE" "$img" none >/dev/null &&
+	"$SHARE" "$img" sum >"$tmp/sum0" || bad "sum of the undamaged files"
+while read -r damage same; do
+	shared "$damage"
+	expect 1 "fsck -y repairs $damage" "$FSCK" -fy "$img"
+	expect_out "\(fixed\)" "$damage is fixed"
+	expect 0 "clean after fsck -y of $damage" "$FSCK" -fn "$img"
+	"$SHARE" "$img" sum >"$tmp/sum1" || bad "sum after repairing $damage"
+	for ino in $same; do
+		if [ "$(grep "^$ino " "$tmp/sum0")" = "$(grep "^$ino " "$tmp/sum1")" ]; then ok; else
+			bad "$damage: inode $ino reads differently after the repair"
+			cat "$tmp/sum0" "$tmp/sum1"
+		fi
+	done
+done <<'EOF'
+drop-shared 3 4 5
+wrong-count 3 4 5
+unshared-record 3 4 5
+unmerged 3 4 5
+leftover-staging 3 4 5
+fork-no-staging 3 4 5
+staging-owner 3 4 5
+staging-in-data 4 5
+overlap 3 4 5
+refc-overlap 3 4 5
+EOF
+# Safe without asking: merging records, freeing staging nobody maps.
+for damage in unmerged leftover-staging; do
+	shared "$damage"
+	expect 1 "fsck -p repairs $damage" "$FSCK" -fp "$img"
+	expect 0 "clean after fsck -p of $damage" "$FSCK" -fn "$img"
+done
+# Not safe without asking: -p leaves the image as it was.
 shared wrong-count
-expect 4 "fsck -y leaves a wrong count uncorrected" "$FSCK" -fy "$img"
-expect_out "no repair for this yet" "-y says it cannot repair"
+cp "$img" "$tmp/before"
+expect 4 "fsck -p leaves a wrong count alone" "$FSCK" -fp "$img"
+expect_out "run fsck without -p" "-p says to run without it"
+cmp -s "$img" "$tmp/before" && ok || bad "fsck -p changed the image"
 
 # Random clones and unclones through lib/refcount.c: the records it keeps
 # must be exactly what fsck recomputes from the forks.

@@ -4,7 +4,8 @@
  * then damages the result in exactly one way, for fsck's tests.
  *
  *   rfs_share IMAGE DAMAGE
- *   rfs_share IMAGE clones N SEED
+ *   rfs_share IMAGE clones N SEED [DAMAGE]
+ *   rfs_share IMAGE sum
  *
  * On a freshly made IMAGE, through lib/ directly (no journal), makes:
  *   a  8 blocks of its own, P..P+7
@@ -25,16 +26,34 @@
  *   staging-in-data   c's staging blocks also in a's data fork
  *   no-flag           b's RFS_IFLAG_REFLINK cleared
  *   overlap           a new file d maps a's P+6..P+7 with no record
+ *   refc-overlap      a shared record of P+1..P+2 overlapping both others
  *   no-feature        RFS_FEAT_RO_COMPAT_REFLINK cleared
+ *   leak              5 blocks allocated and mapped by nothing
+ *   free-count        the superblock's free count 7 too high
+ *   unmerged-free     the largest free extent split in two in both trees
+ *   cnt-differs       the largest free extent missing from the cnt tree
+ *   free-over-data    a's P+6..P+7 also recorded as free in both trees
+ *   data-on-node      a maps the inode tree's root block at offset 30
+ *   beyond-end        a maps 4 blocks from the filesystem's last but one
+ *   cow-overlap       a new file g's CoW fork maps c's staging blocks too
+ *   nblocks           a's block count 3 too high
+ *   no-inode          b's inode and name deleted, its extents (shared
+ *                     with a) and an attribute left behind
  * Everything else (block counts, names, free space) stays consistent, so
  * fsck should find that one problem (staging-in-data also shows as blocks
  * claimed twice, which they are). Prints P on success.
+ *
+ * Every data and staging block is written with a pattern of its own, so
+ * that "rfs_share IMAGE sum" (a read-only open) can print, for each
+ * inode, "INO NBLOCKS CRC" of what its data fork reads: the files' contents
+ * before and after a repair can be compared.
  *
  * "clones N SEED" instead adds N files that each clone a random range of a
  * 64-block file (some twice, at two offsets), then unclones a random part
  * of every third one, freeing what reaches a count of zero: lib/refcount.c
  * splits and merges records its own way, and fsck, which recomputes the
- * counts from the forks alone, must find the result clean.
+ * counts from the forks alone, must find the result clean. DAMAGE then
+ * damages the larger result.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -44,11 +63,13 @@
 
 #include "alloc.h"
 #include "bmap.h"
+#include "crc.h"
 #include "dir.h"
 #include "fs.h"
 #include "inode.h"
 #include "refcount.h"
 #include "util.h"
+#include "xattr.h"
 
 struct share {
 	struct rfs_fs *fs;
@@ -87,12 +108,31 @@ static int map(struct rfs_fs *fs, struct rfs_inode *inode, unsigned fork, fileof
 	return inode_write(fs, inode);
 }
 
+/* Block B holds "block B" repeated: its own content wherever it is mapped. */
+static int write_pattern(struct rfs_fs *fs, fsblock_t start, extlen_t len)
+{
+	uint32_t bsize = fs->sb.bsize;
+	char *buf = malloc(bsize);
+	extlen_t i;
+	int ret = buf ? 0 : -ENOMEM;
+
+	for (i = 0; !ret && i < len; i++) {
+		uint32_t k;
+		for (k = 0; k < bsize; k++)
+			buf[k] = "block "[k % 6] ^ (char)((start + i) >> (8 * (k % 3)));
+		ret = dev_pwrite(fs->dev, buf, bsize, (start + i) << fs->sb.block_log);
+	}
+	free(buf);
+	return ret;
+}
+
 static int alloc_exact(struct rfs_fs *fs, extlen_t want, fsblock_t *start)
 {
 	extlen_t got;
 
 	TRY(alloc_extent(fs, 0, want, want, start, &got));
-	return got == want ? 0 : -ENOSPC;
+	TRY(got == want ? 0 : -ENOSPC);
+	return write_pattern(fs, *start, want);
 }
 
 static int build(struct share *s)
@@ -168,6 +208,71 @@ static int leftover_staging(struct share *s)
 
 	TRY(alloc_exact(s->fs, 3, &extra));
 	return refc_cow_add(s->fs, extra, 3, s->c.ino);
+}
+
+/* Raw edits of the free-space trees (what lib/alloc.c never does). */
+static int fsp_rec(struct rfs_fs *fs, int insert, fsblock_t start, extlen_t len, int bno, int cnt)
+{
+	uint8_t rec[16];
+
+	if (bno) {
+		rfs_put_le64(rec, start);
+		rfs_put_le64(rec + 8, len);
+		TRY(insert ? btree_insert(&fs->bno, rec, 16) : btree_delete(&fs->bno, rec));
+	}
+	if (cnt) {
+		rfs_put_le64(rec, len);
+		rfs_put_le64(rec + 8, start);
+		TRY(insert ? btree_insert(&fs->cnt, rec, 16) : btree_delete(&fs->cnt, rec));
+	}
+	return 0;
+}
+
+static int largest_free(struct rfs_fs *fs, fsblock_t *start, extlen_t *len)
+{
+	uint8_t key[16], rec[16];
+
+	memset(key, 0xff, sizeof(key));
+	TRY(btree_lookup(&fs->cnt, key, RFS_LOOKUP_LE, rec, sizeof(rec), NULL));
+	*len = rfs_get_le64(rec);
+	*start = rfs_get_le64(rec + 8);
+	return 0;
+}
+
+static int unmerged_free(struct rfs_fs *fs)
+{
+	fsblock_t start;
+	extlen_t len;
+
+	TRY(largest_free(fs, &start, &len));
+	TRY(fsp_rec(fs, 0, start, len, 1, 1));
+	TRY(fsp_rec(fs, 1, start, len / 2, 1, 1));
+	return fsp_rec(fs, 1, start + len / 2, len - len / 2, 1, 1);
+}
+
+static int cnt_differs(struct rfs_fs *fs)
+{
+	fsblock_t start;
+	extlen_t len;
+
+	TRY(largest_free(fs, &start, &len));
+	return fsp_rec(fs, 0, start, len, 0, 1);
+}
+
+static int free_over_data(struct share *s)
+{
+	TRY(fsp_rec(s->fs, 1, s->p + 6, 2, 1, 1));
+	s->fs->sb.free_blocks += 2;
+	fs_sb_dirty(s->fs);
+	return 0;
+}
+
+static int cow_overlap(struct share *s)
+{
+	struct rfs_inode e;
+
+	TRY(new_file(s->fs, "g", 0, &e));
+	return map(s->fs, &e, RFS_FORK_COW, 3, s->staged, 2);
 }
 
 static uint64_t rnd_state;
@@ -272,13 +377,90 @@ static int damage(struct share *s, const char *what)
 	}
 	if (!strcmp(what, "overlap"))
 		return overlap(s);
+	if (!strcmp(what, "refc-overlap"))
+		return shared_rec(fs, s->p + 1, 2, 2);
 	if (!strcmp(what, "no-feature")) {
 		fs->sb.feat_ro_compat &= ~RFS_FEAT_RO_COMPAT_REFLINK;
 		fs_sb_dirty(fs);
 		return 0;
 	}
+	if (!strcmp(what, "leak"))
+		return alloc_exact(fs, 5, &(fsblock_t){0});
+	if (!strcmp(what, "free-count")) {
+		fs->sb.free_blocks += 7;
+		fs_sb_dirty(fs);
+		return 0;
+	}
+	if (!strcmp(what, "unmerged-free"))
+		return unmerged_free(fs);
+	if (!strcmp(what, "cnt-differs"))
+		return cnt_differs(fs);
+	if (!strcmp(what, "free-over-data"))
+		return free_over_data(s);
+	if (!strcmp(what, "data-on-node"))
+		return map(fs, &s->a, RFS_FORK_DATA, 30, fs->inodes.root, 1);
+	if (!strcmp(what, "beyond-end"))
+		return map(fs, &s->a, RFS_FORK_DATA, 40, fs->sb.block_count - 2, 4);
+	if (!strcmp(what, "cow-overlap"))
+		return cow_overlap(s);
+	if (!strcmp(what, "no-inode")) {
+		TRY(xattr_set(fs, s->b.ino, "user.k", "v", 1, 0));
+		TRY(dir_remove(fs, RFS_ROOT_INO, "b", 1, &(rfs_ino_t){0}));
+		return inode_delete(fs, s->b.ino);
+	}
+	if (!strcmp(what, "nblocks")) {
+		s->a.nblocks += 3;
+		return inode_write(fs, &s->a);
+	}
 	fprintf(stderr, "rfs_share: unknown damage '%s'\n", what);
 	return -EINVAL;
+}
+
+/* "INO NBLOCKS CRC" of every regular file: CRC over (file offset, block)
+ * of each block its data fork maps, holes skipped. */
+static int sum_file(struct rfs_fs *fs, const struct rfs_inode *inode, char *buf)
+{
+	struct rfs_extent e;
+	fileoff_t off = 0;
+	uint32_t crc = 0;
+	int ret;
+
+	while ((ret = bmap_find(fs, inode->ino, RFS_FORK_DATA, off, &e)) >= 0) {
+		extlen_t i;
+		for (i = 0; i < e.len; i++) {
+			uint64_t at = e.off + i;
+			TRY(dev_pread(fs->dev, buf, fs->sb.bsize,
+				      (e.pblk + i) << fs->sb.block_log));
+			crc = rfs_crc32(crc, &at, sizeof(at));
+			crc = rfs_crc32(crc, buf, fs->sb.bsize);
+		}
+		off = e.off + e.len;
+	}
+	if (ret != -ENOENT)
+		return ret;
+	printf("%llu %llu %08x\n", (unsigned long long)inode->ino,
+	       (unsigned long long)inode->nblocks, crc);
+	return 0;
+}
+
+static int sum(struct rfs_fs *fs)
+{
+	char *buf = malloc(fs->sb.bsize);
+	struct rfs_inode inode;
+	rfs_ino_t ino;
+	int ret = buf ? 0 : -ENOMEM;
+
+	for (ino = RFS_FIRST_FREE_INO; !ret && ino < fs->sb.next_ino; ino++) {
+		ret = inode_read(fs, ino, &inode);
+		if (ret == -ENOENT) {
+			ret = 0;
+			continue;
+		}
+		if (!ret && S_ISREG(inode.mode))
+			ret = sum_file(fs, &inode, buf);
+	}
+	free(buf);
+	return ret;
 }
 
 int main(int argc, char **argv)
@@ -288,23 +470,34 @@ int main(int argc, char **argv)
 	char why[200];
 	int ret;
 
-	if (argc != 3 && !(argc == 5 && !strcmp(argv[2], "clones"))) {
-		fprintf(stderr, "usage: %s IMAGE DAMAGE | %s IMAGE clones N SEED\n", argv[0],
-			argv[0]);
+	if (argc != 3 && !((argc == 5 || argc == 6) && !strcmp(argv[2], "clones"))) {
+		fprintf(stderr, "usage: %s IMAGE DAMAGE | %s IMAGE clones N SEED [DAMAGE]\n",
+			argv[0], argv[0]);
 		return 16;
 	}
-	ret = dev_open_file(argv[1], 0, 0, &dev);
-	if (!ret)
-		ret = fs_open(dev, RFS_FS_NOJOURNAL, 8u << 20, &s.fs, why, sizeof(why));
+	if (!strcmp(argv[2], "sum")) {
+		ret = dev_open_file(argv[1], RFS_DEV_RDONLY, 0, &dev);
+		if (!ret)
+			ret = fs_open(dev, RFS_FS_RDONLY, 8u << 20, &s.fs, why, sizeof(why));
+	} else {
+		ret = dev_open_file(argv[1], 0, 0, &dev);
+		if (!ret)
+			ret = fs_open(dev, RFS_FS_NOJOURNAL, 8u << 20, &s.fs, why, sizeof(why));
+	}
 	if (ret) {
 		fprintf(stderr, "%s: cannot open: %s\n", argv[1], strerror(-ret));
 		return 1;
 	}
+	if (!strcmp(argv[2], "sum")) {
+		ret = sum(s.fs);
+		fs_close(s.fs);
+		return ret ? 1 : 0;
+	}
 	ret = build(&s);
-	if (!ret && argc == 5)
+	if (!ret && argc >= 5)
 		ret = clones(&s, (unsigned)atoi(argv[3]), strtoull(argv[4], NULL, 0));
-	else if (!ret)
-		ret = damage(&s, argv[2]);
+	if (!ret && argc != 5)
+		ret = damage(&s, argv[argc - 1]);
 	if (!ret)
 		printf("%llu\n", (unsigned long long)s.p);
 	if (fs_close(s.fs))
