@@ -23,7 +23,8 @@
 #      with only JOURNAL_NEEDS_RECOVERY), fsck -n: 0, mount, the same
 #      check, unmount.
 #
-# Rounds alternate the kernel's write-back cache on and off. Environment:
+# Rounds alternate the kernel's write-back cache on and off. SEED defaults
+# to RFS_TEST_SEED (else 1); RFS_TEST_SCALE multiplies CUTS. Environment:
 # RFS_CRASH_OPS (workload operations per round, default 200),
 # RFS_CRASH_SAVE (where failing cases go, default /tmp/rfs-crash-cases).
 # A failing cut is saved as SAVE/seed-S/cut-K-KEEP/ with the raw cut image,
@@ -40,8 +41,8 @@ RFS_MKFS=$(realpath "$2")
 RFS_FSCK=$(realpath "$3")
 WLOGCUT=$(realpath "$4")
 CRASHWORK=$(realpath "$5")
-SEED=${6:-1}
-CUTS=${7:-50}
+SEED=${6:-${RFS_TEST_SEED:-1}}
+CUTS=$((${7:-50} * ${RFS_TEST_SCALE:-1}))
 ROUNDS=${8:-1}
 : "${RFS_CRASH_OPS:=200}"
 : "${RFS_CRASH_SAVE:=/tmp/rfs-crash-cases}"
