@@ -9,8 +9,9 @@
 # journal replay, so base + log rebuild every state); run the workload
 # (rfs_crashwork run: creates, writes, clones and CoW writes, fallocate,
 # renames, unlinks, fsync, fdatasync; it records what each cut must show);
-# unmount. Then CUTS cut points (rfs_wlogcut plan: the end, flushes, and
-# random records with a random subset of the unflushed writes dropped),
+# unmount; base + the whole log must give the image byte for byte. Then
+# CUTS cut points (rfs_wlogcut plan: the end, flushes, and random records
+# with a random subset of 4 KiB pieces of the unflushed writes dropped),
 # and for each cut image:
 #
 #   1. fsck -n of the raw image (replays the log in memory): clean, or only
@@ -176,6 +177,11 @@ one_cut() {
 	fi
 }
 
+rebuilt_whole() {
+	"$WLOGCUT" make "$BASE" "$LOG" "$RFS_TMP/whole.img" "$NREC" 0 &&
+		cmp "$RFS_TMP/whole.img" "$RFS_TMP/live.img"
+}
+
 one_round() {
 	ROUND_SEED=$1
 	MOUNT_OPTS=$2
@@ -198,6 +204,8 @@ one_round() {
 	check "seed $ROUND_SEED: fsck -n after the workload" rfs_fsck "$RFS_TMP/live.img"
 	NREC=$("$WLOGCUT" info "$LOG" | awk '{print $2}')
 	"$WLOGCUT" info "$LOG"
+	# the whole log on the base is the image as the daemon left it
+	check "seed $ROUND_SEED: base + whole log = the image" rebuilt_whole
 	"$WLOGCUT" plan "$LOG" "$CUTS" "$ROUND_SEED" >"$RFS_TMP/plan" || {
 		bad "seed $ROUND_SEED: plan"
 		return

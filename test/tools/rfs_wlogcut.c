@@ -10,9 +10,10 @@
  *
  * A cut keeps the first K records of the log, as far as a disk must: every
  * write before the last flush among them is kept; the writes after that
- * flush were never flushed, so a disk may have done any subset of them
- * (KEEPSEED 0: all of them; otherwise each is kept or dropped by a coin
- * drawn from KEEPSEED, in log order). `make` writes that image to OUT.
+ * flush were never flushed, so a disk may have done any subset of them,
+ * and only parts of each (KEEPSEED 0: all of them; otherwise each 4 KiB
+ * piece of them, aligned on the device, is kept or dropped by a coin drawn
+ * from KEEPSEED, in log order). `make` writes that image to OUT.
  *
  * `plan` picks COUNT cuts from SEED and prints one per line:
  * "K KEEPSEED END", END being the log offset just past record K-1 (what a
@@ -36,8 +37,10 @@
 #include <unistd.h>
 
 #include "dev.h"
+#include "util.h"
 
 #define EXIT_USAGE 16
+#define SECTOR	   4096u /* what a disk writes whole, or not at all */
 
 struct wlog {
 	const char *path;
@@ -276,26 +279,42 @@ static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t off)
 	return 0;
 }
 
+/* An unflushed write: each SECTOR-aligned piece kept or not, by coin. */
+static int apply_torn(int out, const struct rec *r, uint64_t *keepseed)
+{
+	uint64_t off = r->off, end = r->off + r->len;
+
+	while (off < end) {
+		uint64_t next = RFS_MIN(end, (off / SECTOR + 1) * SECTOR);
+		if ((next_rand(keepseed) & 1) &&
+		    pwrite_all(out, r->data + (off - r->off), next - off, off))
+			return -1;
+		off = next;
+	}
+	return 0;
+}
+
 /* Applies the first K records to OUT as the header comment says. */
 static int apply_cut(const struct wlog *w, int out, size_t k, uint64_t keepseed)
 {
 	size_t i, last_flush = 0; /* records before it are all kept */
+	int ret = 0;
 
 	for (i = 0; i < k; i++)
 		if (rec_at(w, i).kind == RFS_WLOG_FLUSH)
 			last_flush = i + 1;
-	for (i = 0; i < k; i++) {
+	for (i = 0; i < k && !ret; i++) {
 		struct rec r = rec_at(w, i);
 		if (r.kind != RFS_WLOG_WRITE)
 			continue;
-		if (i >= last_flush && keepseed && !(next_rand(&keepseed) & 1))
-			continue;
-		if (pwrite_all(out, r.data, r.len, r.off)) {
-			perror("rfs_wlogcut: writing the cut image");
-			return -1;
-		}
+		if (i >= last_flush && keepseed)
+			ret = apply_torn(out, &r, &keepseed);
+		else
+			ret = pwrite_all(out, r.data, r.len, r.off);
 	}
-	return 0;
+	if (ret)
+		perror("rfs_wlogcut: writing the cut image");
+	return ret;
 }
 
 static int do_make(const char *base, const struct wlog *w, const char *outp, size_t k,
