@@ -102,7 +102,7 @@ mount_check() {
 		echo "mount failed"
 		return 1
 	fi
-	"$CRASHWORK" check "$RFS_MNT" "$OUT" "$2" 2>&1 >/dev/null || st=1
+	"$CRASHWORK" check "$RFS_MNT" "$OUT" "$2" || st=1
 	if ! rfs_umount 2>&1; then
 		echo "unmount: the daemon did not exit cleanly"
 		st=1
