@@ -7,7 +7,8 @@
 #   RFS_BUILD=build-asan scripts/crash.sh      with the sanitizer build
 #   RFS_CRASH_OPS=1000 scripts/crash.sh        longer workloads (default 200)
 #
-# Round i uses seed SEED+i (write-back cache on for even i, off for odd).
+# Round i uses seed SEED+i; rounds cycle through write-back cache on, off,
+# on with commit=1, off with commit=1.
 # Prints "N passed, N failed"; failing cut points are saved, each with a
 # replay.sh, under RFS_CRASH_SAVE (default /tmp/rfs-crash-cases). Needs
 # root and /dev/fuse, and a build (scripts/build.sh).

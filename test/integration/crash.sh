@@ -24,7 +24,8 @@
 #      with only JOURNAL_NEEDS_RECOVERY), fsck -n: 0, mount, the same
 #      check, unmount.
 #
-# Rounds alternate the kernel's write-back cache on and off. SEED defaults
+# Rounds cycle through the kernel's write-back cache on and off, each
+# with the default commit interval and with commit=1. SEED defaults
 # to RFS_TEST_SEED (else 1); RFS_TEST_SCALE multiplies CUTS. Environment:
 # RFS_CRASH_OPS (workload operations per round, default 200),
 # RFS_CRASH_SAVE (where failing cases go, default /tmp/rfs-crash-cases).
@@ -217,7 +218,12 @@ one_round() {
 
 T0=$(now_ms)
 for ((r = 0; r < ROUNDS; r++)); do
-	if ((r % 2 == 0)); then opts=rw; else opts=no_writeback_cache; fi
+	case $((r % 4)) in
+	0) opts=rw ;;
+	1) opts=no_writeback_cache ;;
+	2) opts=commit=1 ;; # timer commits: cut points that no fsync made
+	3) opts=no_writeback_cache,commit=1 ;;
+	esac
 	one_round $((SEED + r)) $opts
 done
 ms=$(($(now_ms) - T0))

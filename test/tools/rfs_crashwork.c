@@ -10,10 +10,10 @@
  * writelog=LOG) with NOPS operations drawn from SEED: creates, writes,
  * appends, overwrites, truncates, fallocate (plain, KEEP_SIZE, PUNCH_HOLE,
  * ZERO_RANGE), clones by copy_file_range (block-aligned, so the daemon
- * shares extents) and writes into cloned files (CoW), renames (also over
- * an existing file), unlinks, fsync and fdatasync. It keeps a model of
- * every file and writes OUTDIR/windows: what a power cut must show, and
- * between which log sizes.
+ * shares extents) and writes into cloned files (CoW), renames of files
+ * (also over an existing file) and of directories, unlinks, fsync and
+ * fdatasync. It keeps a model of every file and writes OUTDIR/windows:
+ * what a power cut must show, and between which log sizes.
  *
  * The rule (DESIGN.md, README "Durability"): fsync or fdatasync of any
  * file commits the whole journal and flushes the image. So once such a
@@ -88,13 +88,14 @@ static struct {
 	struct gone *g;
 	size_t ng, capg;
 	unsigned names;
+	char dirs[NDIRS][16]; /* the subdirectories' current names */
 	unsigned long ops[16];
 	FILE *trace; /* OUTDIR/trace: each operation and the log size before it */
 } W;
 
-static const char *const op_names[] = {"create", "write", "append",   "truncate",
-				       "falloc", "clone", "cowrite",  "rename",
-				       "unlink", "fsync", "fdatasync"};
+static const char *const op_names[] = {"create", "write", "append",    "truncate",
+				       "falloc", "clone", "cowrite",   "rename",
+				       "unlink", "fsync", "fdatasync", "rename_dir"};
 enum {
 	OP_CREATE,
 	OP_WRITE,
@@ -107,10 +108,11 @@ enum {
 	OP_UNLINK,
 	OP_FSYNC,
 	OP_FDATASYNC,
+	OP_RENAME_DIR,
 	NR_OPS
 };
 /* how often each is drawn, out of the sum */
-static const unsigned op_weight[NR_OPS] = {6, 10, 6, 3, 6, 5, 6, 4, 3, 7, 3};
+static const unsigned op_weight[NR_OPS] = {6, 10, 6, 3, 6, 5, 6, 4, 3, 7, 3, 1};
 
 static void die(const char *what, const char *path)
 {
@@ -317,7 +319,7 @@ static void new_name(char *buf, size_t len)
 	if (d == NDIRS)
 		snprintf(buf, len, "f%u", W.names++);
 	else
-		snprintf(buf, len, "d%zu/f%u", d, W.names++);
+		snprintf(buf, len, "%s/f%u", W.dirs[d], W.names++);
 }
 
 static int open_file(const struct file *f, int flags)
@@ -539,6 +541,35 @@ static void op_unlink(struct file *f)
 	f->data = NULL;
 }
 
+/* A subdirectory renamed: every file in it changes its path. */
+static void op_rename_dir(void)
+{
+	size_t d = below(NDIRS), n;
+	char to[16], a[4096], b[4096];
+	uint64_t now = log_size();
+
+	snprintf(to, sizeof(to), "d%u", W.names++);
+	full_path(a, sizeof(a), W.dirs[d]);
+	full_path(b, sizeof(b), to);
+	trace("rename_dir %s -> %s", W.dirs[d], to);
+	n = strlen(W.dirs[d]);
+	for (int i = 0; i < MAX_FILES; i++) {
+		struct file *f = &W.f[i];
+		char moved[sizeof(f->path) + sizeof(to)];
+		if (!f->live || strncmp(f->path, W.dirs[d], n) || f->path[n] != '/')
+			continue;
+		touch_file(f, 0, now);
+		snprintf(moved, sizeof(moved), "%s%s", to, f->path + n);
+		if (strlen(moved) >= sizeof(f->path))
+			die("path too long:", moved);
+		memcpy(f->path, moved, strlen(moved) + 1);
+	}
+	if (rename(a, b) < 0)
+		die("rename", a);
+	add_gone(W.dirs[d]);
+	snprintf(W.dirs[d], sizeof(W.dirs[d]), "%s", to);
+}
+
 static void op_sync(struct file *f, int data_only)
 {
 	int fd = open_file(f, O_RDONLY);
@@ -598,8 +629,12 @@ static void one_op(void)
 	case OP_UNLINK:
 		op_unlink(f);
 		break;
-	default:
+	case OP_FSYNC:
+	case OP_FDATASYNC:
 		op_sync(f, op == OP_FDATASYNC);
+		break;
+	default:
+		op_rename_dir();
 		break;
 	}
 }
@@ -638,6 +673,7 @@ static int do_run(unsigned long nops)
 	if (!W.trace)
 		die("creating", p);
 	for (int d = 0; d < NDIRS; d++) {
+		snprintf(W.dirs[d], sizeof(W.dirs[d]), "d%d", d);
 		snprintf(p, sizeof(p), "%s/d%d", W.mnt, d);
 		if (mkdir(p, 0755) < 0)
 			die("mkdir", p);
