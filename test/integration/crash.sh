@@ -199,8 +199,11 @@ one_round() {
 		bad "seed $ROUND_SEED: mount with a write log"
 		return
 	fi
-	check "seed $ROUND_SEED: workload" "$CRASHWORK" run "$RFS_MNT" "$LOG" "$OUT" \
-		"$ROUND_SEED" "$RFS_CRASH_OPS"
+	if ! check "seed $ROUND_SEED: workload" "$CRASHWORK" run "$RFS_MNT" "$LOG" "$OUT" \
+		"$ROUND_SEED" "$RFS_CRASH_OPS"; then
+		rfs_umount
+		return # no windows to check cuts against
+	fi
 	check "seed $ROUND_SEED: unmount" rfs_umount
 	check "seed $ROUND_SEED: fsck -n after the workload" rfs_fsck "$RFS_TMP/live.img"
 	NREC=$("$WLOGCUT" info "$LOG" | awk '{print $2}')

@@ -548,7 +548,7 @@ static void op_rename_dir(void)
 	char to[16], a[4096], b[4096];
 	uint64_t now = log_size();
 
-	snprintf(to, sizeof(to), "d%u", W.names++);
+	snprintf(to, sizeof(to), "dir%u", W.names++); /* never a d0..d2 */
 	full_path(a, sizeof(a), W.dirs[d]);
 	full_path(b, sizeof(b), to);
 	trace("rename_dir %s -> %s", W.dirs[d], to);
