@@ -227,7 +227,7 @@ for ((r = 0; r < ROUNDS; r++)); do
 	2) opts=commit=1 ;; # timer commits: cut points that no fsync made
 	3) opts=no_writeback_cache,commit=1 ;;
 	esac
-	one_round $((SEED + r)) $opts
+	one_round $((SEED + r)) "$opts"
 done
 ms=$(($(now_ms) - T0))
 printf 'crash: %d rounds, %d cuts each: %d.%03d s\n' "$ROUNDS" "$CUTS" $((ms / 1000)) $((ms % 1000))
