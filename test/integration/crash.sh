@@ -25,8 +25,8 @@
 #      check, unmount.
 #
 # Rounds cycle through the kernel's write-back cache on and off, each
-# with the default commit interval and with commit=1. SEED defaults
-# to RFS_TEST_SEED (else 1); RFS_TEST_SCALE multiplies CUTS. Environment:
+# with the default commit interval and with commit=1. RFS_TEST_SEED, if
+# set, replaces SEED (default 1); RFS_TEST_SCALE multiplies CUTS. Environment:
 # RFS_CRASH_OPS (workload operations per round, default 200),
 # RFS_CRASH_SAVE (where failing cases go, default /tmp/rfs-crash-cases).
 # A failing cut is saved as SAVE/seed-S/cut-K-KEEP/ with the raw cut image,
@@ -43,7 +43,7 @@ RFS_MKFS=$(realpath "$2")
 RFS_FSCK=$(realpath "$3")
 WLOGCUT=$(realpath "$4")
 CRASHWORK=$(realpath "$5")
-SEED=${6:-${RFS_TEST_SEED:-1}}
+SEED=${RFS_TEST_SEED:-${6:-1}}
 CUTS=$((${7:-50} * ${RFS_TEST_SCALE:-1}))
 ROUNDS=${8:-1}
 : "${RFS_CRASH_OPS:=200}"
@@ -231,5 +231,6 @@ for ((r = 0; r < ROUNDS; r++)); do
 done
 ms=$(($(now_ms) - T0))
 printf 'crash: %d rounds, %d cuts each: %d.%03d s\n' "$ROUNDS" "$CUTS" $((ms / 1000)) $((ms % 1000))
-[ "$RFS_FAIL" -eq 0 ] || echo "failing cases are in $RFS_CRASH_SAVE (replay.sh in each)" >&2
+[ "$RFS_FAIL" -eq 0 ] ||
+	echo "failing cases are in $RFS_CRASH_SAVE (replay.sh in each); rerun: RFS_TEST_SEED=$SEED" >&2
 rfs_summary
