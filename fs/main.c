@@ -42,6 +42,9 @@ static void usage(FILE *f)
 		"       writeback_cache, no_writeback_cache   kernel write-back caching (default "
 		"on)\n"
 		"       allow_other       let other users use the mount\n"
+		"       writelog=PATH     testing: append every write and flush of the image to\n"
+		"                         PATH (write log, docs/FORMAT.md), from before journal "
+		"replay\n"
 		"       and the usual VFS options: noatime, nosuid, nodev, noexec, sync, ...\n"
 		"  -h, --help         show this help;  -V, --version  show the version\n"
 		"\n"
@@ -107,6 +110,13 @@ static int parse_one_option(struct rfs_opts *o, const char *opt, char *pass, siz
 		o->writeback = 0;
 	} else if (!strcmp(opt, "allow_other")) {
 		o->allow_other = 1;
+	} else if (!strncmp(opt, "writelog=", 9)) {
+		if (!opt[9])
+			return -EINVAL;
+		free(o->writelog);
+		o->writelog = strdup(opt + 9);
+		if (!o->writelog)
+			return -ENOMEM;
 	} else if (vfs_option(opt)) {
 		if (strlen(pass) + strlen(opt) + 2 > passlen)
 			return -E2BIG;
@@ -204,6 +214,17 @@ static int open_filesystem(struct rfs_mount *m)
 		fprintf(stderr, "%s: cannot open %s: %s\n", prog, m->opts.image, strerror(-ret));
 		return 1;
 	}
+	/* Before fs_open, so that the log holds the journal replay too: the
+	 * image as it is now plus the log rebuild every later state. */
+	if (m->opts.writelog) {
+		ret = dev_writelog_start(dev, m->opts.writelog);
+		if (ret) {
+			fprintf(stderr, "%s: cannot start the write log %s: %s\n", prog,
+				m->opts.writelog, strerror(-ret));
+			dev_close(dev);
+			return 1;
+		}
+	}
 	ret = fs_open(dev, flags, m->opts.cache_size, &m->fs, why, sizeof(why));
 	if (ret) {
 		fprintf(stderr, "%s: %s: %s\n", prog, m->opts.image, why[0] ? why : strerror(-ret));
@@ -269,6 +290,40 @@ out_destroy:
 	return ret;
 }
 
+/* Everything after the options: open, serve, close. */
+static int run(struct rfs_mount *m, const char *argv0, const char *pass)
+{
+	int ret;
+
+	openlog(prog, LOG_PID, LOG_DAEMON);
+	if (m->opts.debug)
+		rfs_log_set_level(RFS_LOG_DEBUG);
+	if (open_filesystem(m))
+		return 1;
+	/* Only this daemon changes the image, and every change reaches it
+	 * through the kernel, which invalidates what it cached of the inodes
+	 * and names involved: entries and attributes stay valid until then.
+	 * (A day, as virtiofsd's cache=always.) */
+	m->timeout = 86400.0;
+	pthread_mutex_init(&m->lock, NULL);
+	if (itab_init(m)) {
+		fs_close(m->fs);
+		return 1;
+	}
+	if (!m->opts.readonly && rfs_reclaim_orphans(m, 1))
+		rfs_log(RFS_LOG_ERR, "could not free every orphaned inode");
+	if (!m->opts.readonly && rfs_free_staging(m))
+		rfs_log(RFS_LOG_ERR, "could not free the CoW staging left by a crash");
+	ret = serve(m, argv0, pass);
+	if (fs_close(m->fs)) {
+		rfs_log(RFS_LOG_ERR, "%s: final sync failed: run fsck.reflinkfs", m->opts.image);
+		ret = 1;
+	}
+	itab_destroy(m);
+	pthread_mutex_destroy(&m->lock);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct rfs_mount m;
@@ -277,33 +332,8 @@ int main(int argc, char **argv)
 
 	memset(&m, 0, sizeof(m));
 	ret = parse_args(argc, argv, &m.opts, pass, sizeof(pass));
-	if (ret >= 0)
-		return ret;
-	openlog(prog, LOG_PID, LOG_DAEMON);
-	if (m.opts.debug)
-		rfs_log_set_level(RFS_LOG_DEBUG);
-	if (open_filesystem(&m))
-		return 1;
-	/* Only this daemon changes the image, and every change reaches it
-	 * through the kernel, which invalidates what it cached of the inodes
-	 * and names involved: entries and attributes stay valid until then.
-	 * (A day, as virtiofsd's cache=always.) */
-	m.timeout = 86400.0;
-	pthread_mutex_init(&m.lock, NULL);
-	if (itab_init(&m)) {
-		fs_close(m.fs);
-		return 1;
-	}
-	if (!m.opts.readonly && rfs_reclaim_orphans(&m, 1))
-		rfs_log(RFS_LOG_ERR, "could not free every orphaned inode");
-	if (!m.opts.readonly && rfs_free_staging(&m))
-		rfs_log(RFS_LOG_ERR, "could not free the CoW staging left by a crash");
-	ret = serve(&m, argv[0], pass);
-	if (fs_close(m.fs)) {
-		rfs_log(RFS_LOG_ERR, "%s: final sync failed: run fsck.reflinkfs", m.opts.image);
-		ret = 1;
-	}
-	itab_destroy(&m);
-	pthread_mutex_destroy(&m.lock);
+	if (ret < 0)
+		ret = run(&m, argv[0], pass);
+	free(m.opts.writelog);
 	return ret;
 }

@@ -706,13 +706,15 @@ static int falloc_finish(struct rfs_mount *m, fuse_ino_t ino, uint64_t end, int 
 }
 
 /* Before a punch or zero-range of [A, B): its partial edge blocks made
- * private if shared (unshare_zero). */
+ * private if shared (unshare_zero). The edges are those punch_locked
+ * zeroes in place, of [A, B) cut at the size: a range past the end has
+ * the partial last block as its edge. */
 static int unshare_edges(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, uint64_t a,
 			 uint64_t b)
 {
 	uint32_t bs = m->fs->sb.bsize;
-	uint64_t ha = (a + bs - 1) & ~(uint64_t)(bs - 1), hb = b & ~(uint64_t)(bs - 1);
 	struct rfs_inode inode;
+	uint64_t ha, hb;
 	int ret;
 
 	pthread_mutex_lock(&m->lock);
@@ -720,7 +722,9 @@ static int unshare_edges(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, ui
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return ret;
-	b = RFS_MIN(b, inode.size);
+	b = RFS_MIN(b, RFS_MAX(inode.size, a));
+	ha = (a + bs - 1) & ~(uint64_t)(bs - 1);
+	hb = b & ~(uint64_t)(bs - 1);
 	if (ha > hb) /* within one block */
 		return unshare_zero(req, m, &inode, a, b);
 	ret = unshare_zero(req, m, &inode, a, RFS_MIN(ha, b));

@@ -31,6 +31,7 @@ struct rfs_opts {
 	unsigned commit_interval;
 	uint64_t cache_size;
 	char *image, *mountpoint;
+	char *writelog; /* testing: log every device write and flush here */
 };
 
 /* What the daemon keeps per inode the kernel knows. */

@@ -295,6 +295,38 @@ START_TEST(t_truncate_punch)
 }
 END_TEST
 
+/* A punch or zero-range from inside a clone to past its end, whose size
+ * is not a multiple of the block size: the partial last block, shared with
+ * the source, is zeroed in the clone only (found by the crash harness,
+ * seed 2: the zeroing wrote in place into the shared block). */
+START_TEST(t_zero_past_end)
+{
+	static const int modes[] = {FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				    FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE};
+	const size_t size = 10 * BS + 2674;
+
+	for (unsigned i = 0; i < 2; i++) {
+		uint8_t *a = make_base("a", size, 9 + i), *b = malloc(size);
+		int fd;
+
+		ck_assert_ptr_nonnull(b);
+		clone_file("a", "b");
+		memcpy(b, a, size);
+		fd = (int)SYS(open("b", O_RDWR));
+		SYS(fallocate(fd, modes[i], 2 * BS + 100, 20 * BS));
+		memset(b + 2 * BS + 100, 0, size - 2 * BS - 100);
+		SYS(close(fd));
+		drop_caches();
+		check_content("a", a, size);
+		check_content("b", b, size);
+		SYS(unlink("a"));
+		SYS(unlink("b"));
+		free(a);
+		free(b);
+	}
+}
+END_TEST
+
 /* copy_file_range of ranges: inside one file, between files at the same
  * and at different alignments, past the source's end, over holes. */
 START_TEST(t_ranges)
@@ -599,7 +631,7 @@ static Suite *reflink_suite(void)
 		ITEST(t_clone_whole), ITEST(t_overwrite_alignments),
 		ITEST(t_chain),	      ITEST(t_truncate_punch),
 		ITEST(t_ranges),      ITEST(t_mmap),
-		ITEST(t_random),
+		ITEST(t_random),      ITEST(t_zero_past_end),
 	};
 
 	return itest_suite("reflink", tests, sizeof(tests) / sizeof(tests[0]), setup, 600);
