@@ -53,3 +53,8 @@ const char *cli_human_size(uint64_t bytes, char *buf, size_t len)
 		snprintf(buf, len, "%.1f %s", v, units[i]);
 	return buf;
 }
+
+void cli_print_version(const char *prog)
+{
+	printf("%s (reflinkfs) %s\n", prog, RFS_VERSION);
+}

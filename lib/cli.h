@@ -13,5 +13,8 @@
 int cli_parse_size(const char *s, uint64_t *out);
 /* "1.0 TiB"-style rendering of BYTES into BUF. */
 const char *cli_human_size(uint64_t bytes, char *buf, size_t len);
+/* "PROG (reflinkfs) VERSION" on stdout: every program's --version. The
+ * version is the project's, from CMakeLists.txt. */
+void cli_print_version(const char *prog);
 
 #endif

@@ -148,7 +148,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("%s (reflinkfs) %s\n", prog, RFS_VERSION);
+			cli_print_version(prog);
 			return 0;
 		default:
 			usage(stderr);
