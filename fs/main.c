@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -164,7 +163,8 @@ static int parse_args(int argc, char **argv, struct rfs_opts *o, char *pass, siz
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("%s %s (libfuse %s)\n", prog, RFS_VERSION, fuse_pkgversion());
+			cli_print_version(prog);
+			printf("libfuse %s\n", fuse_pkgversion());
 			return 0;
 		default:
 			usage(stderr);
@@ -182,12 +182,6 @@ static int parse_args(int argc, char **argv, struct rfs_opts *o, char *pass, siz
 	return -1;
 }
 
-static void syslog_sink(enum rfs_log_level level, const char *msg)
-{
-	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-	syslog(prio[level], "%s", msg);
-}
-
 static int open_filesystem(struct rfs_mount *m)
 {
 	unsigned flags = m->opts.readonly ? RFS_FS_RDONLY : 0;
@@ -196,22 +190,22 @@ static int open_filesystem(struct rfs_mount *m)
 	int ret = dev_open_file(m->opts.image, m->opts.readonly ? RFS_DEV_RDONLY : 0, 0, &dev);
 
 	if (ret == -EBUSY) {
-		fprintf(stderr, "%s: %s is in use (already mounted, or being checked)\n", prog,
+		rfs_log(RFS_LOG_ERR, "%s is in use (already mounted, or being checked)",
 			m->opts.image);
 		return 1;
 	}
 	if (ret) {
-		fprintf(stderr, "%s: cannot open %s: %s\n", prog, m->opts.image, strerror(-ret));
+		rfs_log(RFS_LOG_ERR, "cannot open %s: %s", m->opts.image, strerror(-ret));
 		return 1;
 	}
 	ret = fs_open(dev, flags, m->opts.cache_size, &m->fs, why, sizeof(why));
 	if (ret) {
-		fprintf(stderr, "%s: %s: %s\n", prog, m->opts.image, why[0] ? why : strerror(-ret));
+		rfs_log(RFS_LOG_ERR, "%s: %s", m->opts.image, why[0] ? why : strerror(-ret));
 		return 1;
 	}
 	if (m->fs->recovery.needed)
-		fprintf(stderr, "%s: %s: journal replayed (%llu transactions)\n", prog,
-			m->opts.image, (unsigned long long)m->fs->recovery.transactions);
+		rfs_log(RFS_LOG_INFO, "%s: journal replayed (%llu transactions)", m->opts.image,
+			(unsigned long long)m->fs->recovery.transactions);
 	return 0;
 }
 
@@ -247,9 +241,10 @@ static int serve(struct rfs_mount *m, const char *argv0, const char *pass)
 		goto out_destroy;
 	if (fuse_session_mount(se, m->opts.mountpoint) != 0)
 		goto out_signals;
+	rfs_log(RFS_LOG_INFO, "%s mounted on %s%s", m->opts.image, m->opts.mountpoint,
+		m->opts.readonly ? " (read-only)" : "");
 	fuse_daemonize(m->opts.foreground);
-	if (!m->opts.foreground)
-		rfs_log_set_sink(syslog_sink);
+	rfs_log_detached();
 	/* Threads only after daemonizing: fork keeps none. */
 	if (!m->opts.readonly)
 		journal_start_timer(m->fs, m->opts.commit_interval);
@@ -279,9 +274,11 @@ int main(int argc, char **argv)
 	ret = parse_args(argc, argv, &m.opts, pass, sizeof(pass));
 	if (ret >= 0)
 		return ret;
-	openlog(prog, LOG_PID, LOG_DAEMON);
-	if (m.opts.debug)
-		rfs_log_set_level(RFS_LOG_DEBUG);
+	rfs_log_start(prog, m.opts.foreground, m.opts.debug);
+	rfs_log(RFS_LOG_DEBUG, "options: commit=%u cache_size=%llu%s%s%s%s", m.opts.commit_interval,
+		(unsigned long long)m.opts.cache_size, m.opts.readonly ? " ro" : "",
+		m.opts.writeback ? " writeback_cache" : "",
+		m.opts.allow_other ? " allow_other" : "", pass);
 	if (open_filesystem(&m))
 		return 1;
 	m.timeout = 1.0;
@@ -298,6 +295,8 @@ int main(int argc, char **argv)
 	if (fs_close(m.fs)) {
 		rfs_log(RFS_LOG_ERR, "%s: final sync failed: run fsck.reflinkfs", m.opts.image);
 		ret = 1;
+	} else if (!ret) {
+		rfs_log(RFS_LOG_INFO, "%s unmounted, clean", m.opts.image);
 	}
 	itab_destroy(&m);
 	pthread_mutex_destroy(&m.lock);
