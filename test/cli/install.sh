@@ -1,0 +1,212 @@
+#!/bin/bash
+# reflinkfs installed as a user installs it, used as a user types it.
+#
+#   usage: install.sh BUILD_DIR
+#
+# 1. `cmake --install` (DESTDIR, prefix /usr/local) puts mkfs.reflinkfs and
+#    fsck.reflinkfs in sbin, reflinkfs and reflinkctl in bin, the man pages
+#    (gzipped) in share/man, the copyright file in share/doc/reflinkfs.
+#    Every man page formats without a warning and names every option its
+#    program's --help lists; the four programs agree on --version.
+# 2. (root, /dev/fuse, unshare) In a private mount namespace the installed
+#    tree is bind-mounted on /usr/local, and with Debian's default PATH:
+#    mkfs -t reflinkfs, fsck -t reflinkfs, mount -t fuse.reflinkfs (through
+#    mount.fuse3, which finds the daemon by sh's default PATH), cp clones,
+#    fsck refuses the mounted image (exit 8), an fstab line mounts it
+#    (mount -a -T FILE), man finds the pages. Exits 77 when part 2 cannot
+#    run (part 1 passed).
+set -u
+if [ $# -lt 1 ]; then
+	echo "usage: $0 BUILD_DIR" >&2
+	exit 2
+fi
+BUILD=$(cd "$1" && pwd)
+PASS=0
+FAIL=0
+ok() { PASS=$((PASS + 1)); }
+bad() {
+	FAIL=$((FAIL + 1))
+	echo "FAIL: $*" >&2
+}
+check() {
+	local msg=$1
+	shift
+	if "$@"; then ok; else bad "$msg"; fi
+}
+summary() {
+	echo "$1: $PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+}
+
+# --- part 2, inside the namespace: install.sh --in-ns BUILD_DIR TMP -------------------
+
+# expect STATUS MSG CMD...: CMD's exit status is STATUS; its output is in $OUT
+expect() {
+	local want=$1 msg=$2 got
+	shift 2
+	"$@" >"$OUT" 2>&1
+	got=$?
+	if [ "$got" -eq "$want" ]; then ok; else
+		bad "$msg: exit $got, expected $want"
+		cat "$OUT" >&2
+	fi
+}
+has() {
+	if grep -qE -- "$1" "$OUT"; then ok; else
+		bad "$2: output lacks /$1/"
+		cat "$OUT" >&2
+	fi
+}
+
+# The daemon holds a lock on the image until it has exited, some time
+# after umount returns: wait for it (at most 30 s).
+wait_released() {
+	local i
+	for ((i = 0; i < 300; i++)); do
+		flock -n "$1" true 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+cleanup_mount() {
+	if mountpoint -q "$1"; then
+		umount "$1" || umount -l "$1"
+		wait_released "$2"
+	fi
+}
+
+in_namespace() {
+	local tmp=$1 img mnt p
+	img=$tmp/x.img
+	mnt=$tmp/mnt
+	OUT=$tmp/out
+	mkdir -p "$mnt"
+	trap "cleanup_mount '$mnt' '$img'" EXIT
+	mount --bind "$tmp/root/usr/local" /usr/local || {
+		echo "cannot bind-mount over /usr/local" >&2
+		exit 1
+	}
+	# What root's login shell has on Debian; mount(8) itself clears PATH
+	# for its helpers, and mount.fuse3's /bin/sh falls back to the same.
+	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	for p in sbin/mkfs.reflinkfs sbin/fsck.reflinkfs bin/reflinkfs bin/reflinkctl; do
+		check "the shell finds /usr/local/$p" [ "$(command -v "${p#*/}")" = "/usr/local/$p" ]
+	done
+	check "sh's default PATH finds the daemon" \
+		[ "$(env -i /bin/sh -c 'command -v reflinkfs')" = /usr/local/bin/reflinkfs ]
+
+	expect 0 "mkfs -t reflinkfs" mkfs -t reflinkfs -s 256M "$img"
+	has "UUID: " "mkfs -t reflinkfs ran mkfs.reflinkfs"
+	expect 1 "mkfs -t reflinkfs refuses to overwrite" mkfs -t reflinkfs -s 256M "$img"
+	has "already holds a reflinkfs" "mkfs says why it refuses"
+	expect 0 "fsck -t reflinkfs on the new image" fsck -t reflinkfs "$img"
+	has "$img: clean" "fsck -t reflinkfs ran fsck.reflinkfs"
+
+	expect 0 "mount -t fuse.reflinkfs" mount -t fuse.reflinkfs "$img" "$mnt"
+	check "the mount is fuse.reflinkfs" [ "$(findmnt -n -o FSTYPE "$mnt")" = fuse.reflinkfs ]
+	head -c $((4 << 20)) /dev/urandom >"$mnt/a"
+	expect 0 "cp on the mount" cp "$mnt/a" "$mnt/b"
+	check "the copy is equal" cmp -s "$mnt/a" "$mnt/b"
+	expect 0 "reflinkctl extents" reflinkctl extents "$mnt/b"
+	has "total: .* $((4 << 20)) bytes shared, 0 bytes exclusive" "cp made a clone"
+	expect 0 "reflinkctl clone" reflinkctl clone "$mnt/a" "$mnt/c"
+	expect 8 "fsck -y of the mounted image" fsck.reflinkfs -y "$img"
+	has "$img is in use: it is mounted.*unmount it first" "fsck says the image is mounted"
+	expect 8 "fsck -t reflinkfs of the mounted image" fsck -t reflinkfs "$img"
+	expect 0 "umount" umount "$mnt"
+	check "the daemon exits after umount" wait_released "$img"
+	expect 0 "fsck -t reflinkfs -a after umount" fsck -t reflinkfs -a "$img"
+	has "$img: clean" "the image is clean after umount"
+
+	echo "$img $mnt fuse.reflinkfs defaults,noatime,nofail 0 0" >"$tmp/fstab"
+	expect 0 "mount -a -T FSTAB" mount -a -T "$tmp/fstab"
+	check "the fstab line mounted it" mountpoint -q "$mnt"
+	check "noatime reached the kernel" findmnt -n -o OPTIONS "$mnt" | grep -q noatime
+	check "the clone is still equal" cmp -s "$mnt/a" "$mnt/c"
+	expect 0 "umount (fstab mount)" umount "$mnt"
+	check "the daemon exits after umount (fstab mount)" wait_released "$img"
+	expect 0 "fsck.reflinkfs -fn at the end" fsck.reflinkfs -fn "$img"
+
+	if command -v man >/dev/null; then
+		check "man finds reflinkfs(8)" [ "$(man -w reflinkfs)" = /usr/local/share/man/man8/reflinkfs.8.gz ]
+		check "man finds reflinkctl(1)" [ "$(man -w reflinkctl)" = /usr/local/share/man/man1/reflinkctl.1.gz ]
+	fi
+	summary "install (mount part)"
+}
+
+if [ "${2:-}" = --in-ns ]; then
+	in_namespace "$3"
+	exit
+fi
+
+# --- part 1: the installed tree -------------------------------------------------------
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/rfs-install.XXXXXX") || exit 1
+chmod 755 "$TMP"
+trap 'rm -rf "$TMP"' EXIT
+ROOT=$TMP/root
+if ! DESTDIR=$ROOT cmake --install "$BUILD" --prefix /usr/local >"$TMP/install.log" 2>&1; then
+	cat "$TMP/install.log" >&2
+	bad "cmake --install failed"
+	exit 1
+fi
+L=$ROOT/usr/local
+for f in sbin/mkfs.reflinkfs sbin/fsck.reflinkfs bin/reflinkfs bin/reflinkctl; do
+	check "$f installed and executable" [ -x "$L/$f" ]
+done
+PAGES="man8/reflinkfs.8 man8/mkfs.reflinkfs.8 man8/fsck.reflinkfs.8 man1/reflinkctl.1"
+for p in $PAGES; do
+	check "share/man/$p.gz installed" [ -f "$L/share/man/$p.gz" ]
+done
+check "the copyright file installed" [ -f "$L/share/doc/reflinkfs/copyright" ]
+
+version=$(sed -n 's/^CMAKE_PROJECT_VERSION:[A-Z]*=//p' "$BUILD/CMakeCache.txt")
+for f in sbin/mkfs.reflinkfs sbin/fsck.reflinkfs bin/reflinkfs bin/reflinkctl; do
+	name=${f#*/}
+	check "$name --version says '$name (reflinkfs) $version'" \
+		[ "$("$L/$f" --version | head -1)" = "$name (reflinkfs) $version" ]
+	check "$name --help" sh -c "'$L/$f' --help | grep -q '^Usage: $name'"
+	"$L/$f" --no-such-option >/dev/null 2>&1
+	check "$name: an unknown option is a usage error (16)" [ $? -eq 16 ]
+done
+
+# A page is clean if groff (and man, where installed) format it without
+# one warning, and complete if it names every option --help lists.
+manual_text() { zcat "$1" | groff -man -Tascii -rLL=250n -rHY=0 -P-cbou 2>/dev/null; }
+for p in $PAGES; do
+	gz=$L/share/man/$p.gz
+	name=$(basename "$p" | sed 's/\.[18]$//')
+	bin=$(ls "$L"/*bin/"$name")
+	w=$(zcat "$gz" | groff -man -ww -z 2>&1)
+	check "groff -ww: no warnings in $p: $w" [ -z "$w" ]
+	if command -v man >/dev/null; then
+		w=$(LC_ALL=C.UTF-8 MANWIDTH=80 man -l --warnings -E UTF-8 "$gz" 2>&1 >/dev/null)
+		check "man --warnings: none in $p: $w" [ -z "$w" ]
+	fi
+	text=$(manual_text "$gz")
+	for o in $("$bin" --help | grep -oE -- '(^|[ ,[|])--?[A-Za-z][A-Za-z-]*' | sed 's/^[ ,[|]//' | sort -u); do
+		case $text in *"$o"*) ok ;; *) bad "$p does not mention $o (from $name --help)" ;; esac
+	done
+	for s in "EXIT STATUS" "EXAMPLES" "OPTIONS"; do
+		case $text in *"$s"*) ok ;; *) bad "$p has no $s section" ;; esac
+	done
+done
+for p in man8/reflinkfs.8 man1/reflinkctl.1; do
+	text=$(manual_text "$L/share/man/$p.gz")
+	for s in "--reflink=always" "Operation not supported" FICLONE copy_file_range "reflinkctl clone"; do
+		case $text in *"$s"*) ok ;; *) bad "$p: the cp --reflink=always part lacks '$s'" ;; esac
+	done
+done
+
+if [ "$FAIL" -ne 0 ]; then
+	summary "install"
+	exit 1
+fi
+if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ] || ! command -v mount.fuse3 >/dev/null ||
+	! unshare -m true 2>/dev/null; then
+	echo "install: $PASS passed; mount part skipped: needs root, /dev/fuse, mount.fuse3, unshare"
+	exit 77
+fi
+summary "install (files)"
+unshare -m --propagation private bash "$0" "$BUILD" --in-ns "$TMP"
