@@ -187,7 +187,9 @@ static int open_filesystem(struct rfs_mount *m)
 	unsigned flags = m->opts.readonly ? RFS_FS_RDONLY : 0;
 	struct rfs_dev *dev;
 	char why[256];
-	int ret = dev_open_file(m->opts.image, m->opts.readonly ? RFS_DEV_RDONLY : 0, 0, &dev);
+	/* after `umount`, the last daemon may still be writing: wait for it */
+	int ret = cli_open_image(prog, m->opts.image, m->opts.readonly ? RFS_DEV_RDONLY : 0, 0, 30,
+				 &dev);
 
 	if (ret == -EBUSY) {
 		rfs_log(RFS_LOG_ERR, "%s is in use (already mounted, or being checked)",
@@ -209,17 +211,35 @@ static int open_filesystem(struct rfs_mount *m)
 	return 0;
 }
 
+/* The mount's source (fsname): the image's real path, so that mount(8),
+ * df and fsck.reflinkfs (which looks for it in mountinfo) see an absolute
+ * path; ',' and '\\' escaped for -o. */
+static void source_option(const char *image, char *out, size_t len)
+{
+	char real[4096];
+	const char *s = realpath(image, real) ? real : image;
+	size_t n = 0;
+
+	for (; *s && n + 2 < len; s++) {
+		if (*s == ',' || *s == '\\')
+			out[n++] = '\\';
+		out[n++] = *s;
+	}
+	out[n] = '\0';
+}
+
 static struct fuse_session *make_session(struct rfs_mount *m, const char *argv0, const char *pass)
 {
 	struct fuse_lowlevel_ops ops;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se;
-	char opts[4096];
+	char opts[8192], source[4096];
 
 	rfs_ops_init(&ops);
+	source_option(m->opts.image, source, sizeof(source));
 	snprintf(opts, sizeof(opts), "default_permissions,fsname=%s,subtype=reflinkfs%s%s%s",
-		 m->opts.image, m->opts.allow_other ? ",allow_other" : "",
-		 m->opts.readonly ? ",ro" : "", pass);
+		 source, m->opts.allow_other ? ",allow_other" : "", m->opts.readonly ? ",ro" : "",
+		 pass);
 	if (fuse_opt_add_arg(&args, argv0) || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (m->opts.debug && fuse_opt_add_arg(&args, "-d")))
 		return NULL;

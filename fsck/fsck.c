@@ -18,6 +18,9 @@
 
 static const char *prog = "fsck.reflinkfs";
 
+/* How long to wait for a daemon that is still writing after umount. */
+#define WAIT_SECONDS 30
+
 static const char *const owner_names[CLAIM_OWNER_MAX] = {
 	[CLAIM_SUPER] = "a superblock",
 	[CLAIM_FREELIST_BLOCK] = "the free list block",
@@ -166,7 +169,7 @@ static int parse_args(int argc, char **argv, struct fsck_ctx *ctx)
 static int open_image(struct fsck_ctx *ctx, struct rfs_dev **dev)
 {
 	unsigned flags = ctx->mode == FSCK_NO ? RFS_DEV_RDONLY : 0;
-	int ret = dev_open_file(ctx->image, flags, 0, dev);
+	int ret = cli_open_image(prog, ctx->image, flags, 0, WAIT_SECONDS, dev);
 
 	if (ret == -EBUSY) {
 		fprintf(stderr,
