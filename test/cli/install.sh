@@ -103,6 +103,10 @@ in_namespace() {
 	# What root's login shell has on Debian; mount(8) itself clears PATH
 	# for its helpers, and mount.fuse3's /bin/sh falls back to the same.
 	export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+	# sanitizer builds: reports of the daemon (whose stderr is /dev/null in
+	# the background) and of the tools go to files, checked at the end
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$tmp/san"
+	export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$tmp/san"
 	for p in sbin/mkfs.reflinkfs sbin/fsck.reflinkfs bin/reflinkfs bin/reflinkctl; do
 		check "the shell finds /usr/local/$p" [ "$(command -v "${p#*/}")" = "/usr/local/$p" ]
 	done
@@ -163,6 +167,10 @@ in_namespace() {
 	has "is in use" "fsck says the image is in use"
 	wait
 
+	if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer: detected)|runtime error:" "$tmp"/san.* 2>/dev/null; then
+		cat "$tmp"/san.* >&2
+		bad "sanitizer reports (above)"
+	fi
 	if command -v man >/dev/null; then
 		check "man finds reflinkfs(8)" [ "$(man -w reflinkfs)" = /usr/local/share/man/man8/reflinkfs.8.gz ]
 		check "man finds reflinkctl(1)" [ "$(man -w reflinkctl)" = /usr/local/share/man/man1/reflinkctl.1.gz ]
