@@ -1,7 +1,7 @@
 #!/bin/bash
 # reflinkfs installed as a user installs it, used as a user types it.
 #
-#   usage: install.sh BUILD_DIR
+#   usage: install.sh BUILD_DIR [RFS_LOGSINK]
 #
 # 1. `cmake --install` (DESTDIR, prefix /usr/local) puts mkfs.reflinkfs and
 #    fsck.reflinkfs in sbin, reflinkfs and reflinkctl in bin, the man pages
@@ -14,10 +14,13 @@
 #    mount.fuse3, which finds the daemon by sh's default PATH), cp clones,
 #    fsck refuses the mounted image (exit 8) but waits for a daemon still
 #    writing after umount, an fstab line mounts it (mount -a -T FILE), man
-#    finds the pages. Exits 77 when part 2 cannot run (part 1 passed).
+#    finds the pages. With RFS_LOGSINK (test/tools) as /dev/log: the daemon
+#    logs to syslog in the background, to stderr with -f, and -d adds debug
+#    messages and the request trace. Exits 77 when part 2 cannot run (part
+#    1 passed).
 set -u
 if [ $# -lt 1 ]; then
-	echo "usage: $0 BUILD_DIR" >&2
+	echo "usage: $0 BUILD_DIR [RFS_LOGSINK]" >&2
 	exit 2
 fi
 BUILD=$(cd "$1" && pwd)
@@ -167,6 +170,7 @@ in_namespace() {
 	has "is in use" "fsck says the image is in use"
 	wait
 
+	[ -n "$LOGSINK" ] && check_logging "$tmp" "$img" "$mnt"
 	if grep -lE "ERROR: (AddressSanitizer|LeakSanitizer: detected)|runtime error:" "$tmp"/san.* 2>/dev/null; then
 		cat "$tmp"/san.* >&2
 		bad "sanitizer reports (above)"
@@ -178,7 +182,55 @@ in_namespace() {
 	summary "install (mount part)"
 }
 
+# check_logging TMP IMG MNT: a private /dev whose log socket is RFS_LOGSINK
+# (the devices the test needs bind-mounted from the real one); then where
+# the daemon's messages go, in the background and with -f and -d.
+check_logging() {
+	local tmp=$1 img=$2 mnt=$3 n sink i pid
+	mkdir "$tmp/dev" && mount -t tmpfs tmpfs "$tmp/dev" || {
+		bad "cannot make a private /dev"
+		return
+	}
+	for n in null zero urandom fuse; do
+		touch "$tmp/dev/$n" && mount --bind "/dev/$n" "$tmp/dev/$n"
+	done
+	"$LOGSINK" "$tmp/dev/log" "$tmp/syslog" &
+	sink=$!
+	for ((i = 0; i < 50; i++)); do [ -S "$tmp/dev/log" ] && break; sleep 0.1; done
+	mount --rbind "$tmp/dev" /dev
+	OUT=$tmp/log.out
+	expect 0 "mount (logging to syslog)" mount -t fuse.reflinkfs "$img" "$mnt"
+	expect 0 "umount (logging to syslog)" umount "$mnt"
+	wait_released "$img"
+	check "background: 'mounted on' in syslog (daemon facility, info)" \
+		grep -qE "^<30>.*reflinkfs\[[0-9]+\]: $img mounted on $mnt" "$tmp/syslog"
+	check "background: 'unmounted, clean' in syslog" \
+		grep -qE "reflinkfs\[[0-9]+\]: $img unmounted, clean" "$tmp/syslog"
+	check "background: nothing on mount's terminal" [ ! -s "$OUT" ]
+	: >"$tmp/syslog"
+	reflinkfs -f "$img" "$mnt" 2>"$tmp/fg.err" &
+	pid=$!
+	for ((i = 0; i < 100; i++)); do mountpoint -q "$mnt" && break; sleep 0.1; done
+	umount "$mnt"
+	wait $pid
+	check "-f: 'mounted on' on stderr" grep -q "^reflinkfs: $img mounted on $mnt" "$tmp/fg.err"
+	check "-f: 'unmounted, clean' on stderr" grep -q "^reflinkfs: $img unmounted, clean" "$tmp/fg.err"
+	check "-f: nothing in syslog" [ ! -s "$tmp/syslog" ]
+	reflinkfs -d "$img" "$mnt" 2>"$tmp/debug.err" &
+	pid=$!
+	for ((i = 0; i < 100; i++)); do mountpoint -q "$mnt" && break; sleep 0.1; done
+	ls "$mnt" >/dev/null
+	umount "$mnt"
+	wait $pid
+	check "-d: debug messages" grep -q "^reflinkfs: options: commit=5" "$tmp/debug.err"
+	check "-d: the request trace" grep -q "opcode: LOOKUP\|opcode: GETATTR" "$tmp/debug.err"
+	kill $sink
+	wait $sink 2>/dev/null
+	umount -l /dev
+}
+
 if [ "${2:-}" = --in-ns ]; then
+	LOGSINK=${4:-}
 	in_namespace "$3"
 	exit
 fi
@@ -252,4 +304,4 @@ if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ] || ! command -v mount.fuse3 >/dev/
 	exit 77
 fi
 summary "install (files)"
-unshare -m --propagation private bash "$0" "$BUILD" --in-ns "$TMP"
+unshare -m --propagation private bash "$0" "$BUILD" --in-ns "$TMP" "${2:-}"
