@@ -294,6 +294,31 @@ for p in man8/reflinkfs.8 man1/reflinkctl.1; do
 	done
 done
 
+# fsck.reflinkfs takes what fsck(8) passes (-a, combined flags, -C FD):
+# -C N writes e2fsck's "PASS DONE TOTAL IMAGE" lines on fd N, each pass
+# ending at TOTAL; -C 0 draws a bar only on a terminal.
+img=$TMP/c.img
+"$L/sbin/mkfs.reflinkfs" -q -s 64M "$img"
+"$L/sbin/fsck.reflinkfs" -af -C 3 "$img" 3>"$TMP/progress" >"$TMP/fsck.out"
+check "fsck -af -C 3: clean" [ $? -eq 0 ]
+check "fsck -C 3: only progress lines on fd 3" \
+	[ -s "$TMP/progress" -a -z "$(grep -vxE "[1-4] [0-9]+ [0-9]+ $img" "$TMP/progress")" ]
+check "fsck -C 3: passes 1 to 4 in order" [ "$(cut -d' ' -f1 "$TMP/progress" | uniq | tr -d '\n')" = 1234 ]
+check "fsck -C 3: every pass ends done" \
+	[ -z "$(awk '$1 != p && p { if (d != t) print } { p = $1; d = $2; t = $3 } END { if (d != t) print }' "$TMP/progress")" ]
+check "fsck -C 3: nothing extra on stdout" [ "$(wc -l <"$TMP/fsck.out")" -eq 1 ]
+"$L/sbin/fsck.reflinkfs" -C 0 "$img" >"$TMP/fsck.out"
+check "fsck -C 0 into a file: no bar" [ "$(grep -c $'\r' "$TMP/fsck.out")" -eq 0 ]
+if command -v script >/dev/null; then
+	script -qec "'$L/sbin/fsck.reflinkfs' -C 0 '$img'" /dev/null >"$TMP/fsck.tty"
+	check "fsck -C 0 on a terminal: a bar" grep -q "$img: |=* *| *[0-9.]*%" "$TMP/fsck.tty"
+	check "fsck -C 0 on a terminal: the bar ends at 100%" grep -q "|=*| 100.0%" "$TMP/fsck.tty"
+	check "fsck -C 0 on a terminal: then the summary" \
+		[ "$(tr '\r' '\n' <"$TMP/fsck.tty" | grep -v '^ *$' | tail -1 | tr -d '\n')" = "$img: clean, 2 inodes, $(sed -n 's/.*inodes, //p' "$TMP/fsck.out" | tr -d '\n')" ]
+fi
+"$L/sbin/fsck.reflinkfs" -C x "$img" >/dev/null 2>&1
+check "fsck -C x: usage error (16)" [ $? -eq 16 ]
+
 if [ "$FAIL" -ne 0 ]; then
 	summary "install"
 	exit 1
