@@ -122,6 +122,10 @@ in_namespace() {
 	has "already holds a reflinkfs" "mkfs says why it refuses"
 	expect 0 "fsck -t reflinkfs on the new image" fsck -t reflinkfs "$img"
 	has "$img: clean" "fsck -t reflinkfs ran fsck.reflinkfs"
+	# fsck(8) keeps -V, -T and -C for itself; -a, -f and what follows -- reach us
+	expect 0 "fsck -V -T -C0 -a -f -t reflinkfs IMAGE -- -v" fsck -V -T -C0 -a -f -t reflinkfs "$img" -- -v
+	has "fsck.reflinkfs -a -f -v $img" "fsck -V shows what it ran"
+	has "Pass 4" "-v reached fsck.reflinkfs"
 
 	expect 0 "mount -t fuse.reflinkfs" mount -t fuse.reflinkfs "$img" "$mnt"
 	check "the mount is fuse.reflinkfs" [ "$(findmnt -n -o FSTYPE "$mnt")" = fuse.reflinkfs ]
@@ -283,6 +287,7 @@ for p in $PAGES; do
 	for o in $("$bin" --help | grep -oE -- '(^|[ ,[|])--?[A-Za-z][A-Za-z-]*' | sed 's/^[ ,[|]//' | sort -u); do
 		case $text in *"$o"*) ok ;; *) bad "$p does not mention $o (from $name --help)" ;; esac
 	done
+	check "$p: the version is $version" sh -c "zcat '$gz' | grep -q '^\.TH .* \"reflinkfs $version\"'"
 	for s in "EXIT STATUS" "EXAMPLES" "OPTIONS"; do
 		case $text in *"$s"*) ok ;; *) bad "$p has no $s section" ;; esac
 	done
