@@ -11,6 +11,10 @@ if [ $# -ne 1 ]; then
 	exit 2
 fi
 BUILD=$(cd "$1" && pwd)
+if ! command -v dpkg-deb >/dev/null || ! command -v cpack >/dev/null; then
+	echo "skipped: needs dpkg-deb and cpack (Debian)"
+	exit 77
+fi
 PASS=0
 FAIL=0
 ok() { PASS=$((PASS + 1)); }
