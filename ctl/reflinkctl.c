@@ -169,7 +169,7 @@ static int parse_global(int argc, char **argv)
 			print_help();
 			return 0;
 		case 'V':
-			printf("%s (reflinkfs) %s\n", prog, RFS_VERSION);
+			cli_print_version(prog);
 			return 0;
 		default:
 			return usage_hint();

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -174,7 +173,8 @@ static int parse_args(int argc, char **argv, struct rfs_opts *o, char *pass, siz
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("%s %s (libfuse %s)\n", prog, RFS_VERSION, fuse_pkgversion());
+			cli_print_version(prog);
+			printf("libfuse %s\n", fuse_pkgversion());
 			return 0;
 		default:
 			usage(stderr);
@@ -192,26 +192,22 @@ static int parse_args(int argc, char **argv, struct rfs_opts *o, char *pass, siz
 	return -1;
 }
 
-static void syslog_sink(enum rfs_log_level level, const char *msg)
-{
-	static const int prio[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
-	syslog(prio[level], "%s", msg);
-}
-
 static int open_filesystem(struct rfs_mount *m)
 {
 	unsigned flags = m->opts.readonly ? RFS_FS_RDONLY : 0;
 	struct rfs_dev *dev;
 	char why[256];
-	int ret = dev_open_file(m->opts.image, m->opts.readonly ? RFS_DEV_RDONLY : 0, 0, &dev);
+	/* after `umount`, the last daemon may still be writing: wait for it */
+	int ret = cli_open_image(prog, m->opts.image, m->opts.readonly ? RFS_DEV_RDONLY : 0, 0, 30,
+				 &dev);
 
 	if (ret == -EBUSY) {
-		fprintf(stderr, "%s: %s is in use (already mounted, or being checked)\n", prog,
+		rfs_log(RFS_LOG_ERR, "%s is in use (already mounted, or being checked)",
 			m->opts.image);
 		return 1;
 	}
 	if (ret) {
-		fprintf(stderr, "%s: cannot open %s: %s\n", prog, m->opts.image, strerror(-ret));
+		rfs_log(RFS_LOG_ERR, "cannot open %s: %s", m->opts.image, strerror(-ret));
 		return 1;
 	}
 	/* Before fs_open, so that the log holds the journal replay too: the
@@ -219,21 +215,38 @@ static int open_filesystem(struct rfs_mount *m)
 	if (m->opts.writelog) {
 		ret = dev_writelog_start(dev, m->opts.writelog);
 		if (ret) {
-			fprintf(stderr, "%s: cannot start the write log %s: %s\n", prog,
-				m->opts.writelog, strerror(-ret));
+			rfs_log(RFS_LOG_ERR, "cannot start the write log %s: %s", m->opts.writelog,
+				strerror(-ret));
 			dev_close(dev);
 			return 1;
 		}
 	}
 	ret = fs_open(dev, flags, m->opts.cache_size, &m->fs, why, sizeof(why));
 	if (ret) {
-		fprintf(stderr, "%s: %s: %s\n", prog, m->opts.image, why[0] ? why : strerror(-ret));
+		rfs_log(RFS_LOG_ERR, "%s: %s", m->opts.image, why[0] ? why : strerror(-ret));
 		return 1;
 	}
 	if (m->fs->recovery.needed)
-		fprintf(stderr, "%s: %s: journal replayed (%llu transactions)\n", prog,
-			m->opts.image, (unsigned long long)m->fs->recovery.transactions);
+		rfs_log(RFS_LOG_INFO, "%s: journal replayed (%llu transactions)", m->opts.image,
+			(unsigned long long)m->fs->recovery.transactions);
 	return 0;
+}
+
+/* The mount's source (fsname): the image's real path, so that mount(8),
+ * df and fsck.reflinkfs (which looks for it in mountinfo) see an absolute
+ * path; ',' and '\\' escaped for -o. */
+static void source_option(const char *image, char *out, size_t len)
+{
+	char real[4096];
+	const char *s = realpath(image, real) ? real : image;
+	size_t n = 0;
+
+	for (; *s && n + 2 < len; s++) {
+		if (*s == ',' || *s == '\\')
+			out[n++] = '\\';
+		out[n++] = *s;
+	}
+	out[n] = '\0';
 }
 
 static struct fuse_session *make_session(struct rfs_mount *m, const char *argv0, const char *pass)
@@ -241,12 +254,13 @@ static struct fuse_session *make_session(struct rfs_mount *m, const char *argv0,
 	struct fuse_lowlevel_ops ops;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se;
-	char opts[4096];
+	char opts[8192], source[4096];
 
 	rfs_ops_init(&ops);
+	source_option(m->opts.image, source, sizeof(source));
 	snprintf(opts, sizeof(opts), "default_permissions,fsname=%s,subtype=reflinkfs%s%s%s",
-		 m->opts.image, m->opts.allow_other ? ",allow_other" : "",
-		 m->opts.readonly ? ",ro" : "", pass);
+		 source, m->opts.allow_other ? ",allow_other" : "", m->opts.readonly ? ",ro" : "",
+		 pass);
 	if (fuse_opt_add_arg(&args, argv0) || fuse_opt_add_arg(&args, "-o") ||
 	    fuse_opt_add_arg(&args, opts) || (m->opts.debug && fuse_opt_add_arg(&args, "-d")))
 		return NULL;
@@ -268,9 +282,10 @@ static int serve(struct rfs_mount *m, const char *argv0, const char *pass)
 		goto out_destroy;
 	if (fuse_session_mount(se, m->opts.mountpoint) != 0)
 		goto out_signals;
+	rfs_log(RFS_LOG_INFO, "%s mounted on %s%s", m->opts.image, m->opts.mountpoint,
+		m->opts.readonly ? " (read-only)" : "");
 	fuse_daemonize(m->opts.foreground);
-	if (!m->opts.foreground)
-		rfs_log_set_sink(syslog_sink);
+	rfs_log_detached();
 	/* Threads only after daemonizing: fork keeps none. */
 	if (!m->opts.readonly)
 		journal_start_timer(m->fs, m->opts.commit_interval);
@@ -295,9 +310,11 @@ static int run(struct rfs_mount *m, const char *argv0, const char *pass)
 {
 	int ret;
 
-	openlog(prog, LOG_PID, LOG_DAEMON);
-	if (m->opts.debug)
-		rfs_log_set_level(RFS_LOG_DEBUG);
+	rfs_log_start(prog, m->opts.foreground, m->opts.debug);
+	rfs_log(RFS_LOG_DEBUG, "options: commit=%u cache_size=%llu%s%s%s%s",
+		m->opts.commit_interval, (unsigned long long)m->opts.cache_size,
+		m->opts.readonly ? " ro" : "", m->opts.writeback ? " writeback_cache" : "",
+		m->opts.allow_other ? " allow_other" : "", pass);
 	if (open_filesystem(m))
 		return 1;
 	/* Only this daemon changes the image, and every change reaches it
@@ -318,6 +335,8 @@ static int run(struct rfs_mount *m, const char *argv0, const char *pass)
 	if (fs_close(m->fs)) {
 		rfs_log(RFS_LOG_ERR, "%s: final sync failed: run fsck.reflinkfs", m->opts.image);
 		ret = 1;
+	} else if (!ret) {
+		rfs_log(RFS_LOG_INFO, "%s unmounted, clean", m->opts.image);
 	}
 	itab_destroy(m);
 	pthread_mutex_destroy(&m->lock);

@@ -18,6 +18,9 @@
 
 static const char *prog = "fsck.reflinkfs";
 
+/* How long to wait for a daemon that is still writing after umount. */
+#define WAIT_SECONDS 30
+
 static const char *const owner_names[CLAIM_OWNER_MAX] = {
 	[CLAIM_SUPER] = "a superblock",
 	[CLAIM_FREELIST_BLOCK] = "the free list block",
@@ -85,16 +88,19 @@ struct ino_info *fsck_find_ino(struct fsck_ctx *ctx, rfs_ino_t ino)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: %s [-n|-p|-y] [-f] [-v] IMAGE\n"
-		"Check a reflinkfs filesystem.\n"
+		"Usage: %s [-n|-p|-a|-y] [-f] [-v] [-C FD] IMAGE\n"
+		"Check a reflinkfs filesystem (image file or block device); repair with -p or -y.\n"
 		"\n"
-		"  -n           check only: open read-only, change nothing\n"
+		"  -n           check only: open read-only, change nothing (the default)\n"
 		"  -p, -a       repair what is safe to repair without asking\n"
-		"  -y           repair everything\n"
+		"  -y           repair everything that can be repaired\n"
 		"  -f           check even if the filesystem seems clean\n"
 		"  -v           say what each pass finds\n"
+		"  -C FD        progress: 0 draws a bar if stdout is a terminal, N > 0 writes\n"
+		"               \"PASS DONE TOTAL IMAGE\" lines to file descriptor N (as e2fsck)\n"
 		"  -h, --help   show this help;  -V, --version  show the version\n"
 		"\n"
+		"A mounted image is refused (exit 8): unmount it first.\n"
 		"Exit status (fsck(8)): 0 clean, 1 errors fixed, 4 errors left uncorrected,\n"
 		"8 operational error, 16 usage error, 32 cancelled.\n",
 		prog);
@@ -110,7 +116,7 @@ static int parse_args(int argc, char **argv, struct fsck_ctx *ctx)
 	int c, modes = 0;
 
 	ctx->mode = FSCK_NO;
-	while ((c = getopt_long(argc, argv, "npayfvhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "npayfvC:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			ctx->mode = FSCK_NO, modes++;
@@ -128,11 +134,18 @@ static int parse_args(int argc, char **argv, struct fsck_ctx *ctx)
 		case 'v':
 			ctx->verbose = 1;
 			break;
+		case 'C':
+			if (fsck_progress_parse(&ctx->progress, optarg)) {
+				fprintf(stderr, "%s: invalid -C '%s': a file descriptor\n", prog,
+					optarg);
+				return FSCK_EXIT_USAGE;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			exit(FSCK_EXIT_OK);
 		case 'V':
-			printf("%s (reflinkfs) %s\n", prog, RFS_VERSION);
+			cli_print_version(prog);
 			exit(FSCK_EXIT_OK);
 		default:
 			usage(stderr);
@@ -156,11 +169,13 @@ static int parse_args(int argc, char **argv, struct fsck_ctx *ctx)
 static int open_image(struct fsck_ctx *ctx, struct rfs_dev **dev)
 {
 	unsigned flags = ctx->mode == FSCK_NO ? RFS_DEV_RDONLY : 0;
-	int ret = dev_open_file(ctx->image, flags, 0, dev);
+	int ret = cli_open_image(prog, ctx->image, flags, 0, WAIT_SECONDS, dev);
 
 	if (ret == -EBUSY) {
-		fprintf(stderr, "%s: %s is in use (mounted?): unmount it first\n", prog,
-			ctx->image);
+		fprintf(stderr,
+			"%s: %s is in use: it is mounted (or being made or checked); "
+			"unmount it first\n",
+			prog, ctx->image);
 		return FSCK_EXIT_OPERROR;
 	}
 	if (ret) {
@@ -212,6 +227,7 @@ int main(int argc, char **argv)
 	if (!ret)
 		ret = pass4_names(&ctx);
 	if (ctx.fs) {
+		fsck_progress_clear(&ctx);
 		if (!ret)
 			print_summary(&ctx);
 		fs_close(ctx.fs);

@@ -24,6 +24,7 @@
 
 #include "fs.h"
 #include "problem.h"
+#include "progress.h"
 
 enum fsck_mode { FSCK_NO, FSCK_PREEN, FSCK_YES };
 
@@ -163,6 +164,7 @@ struct fsck_ctx {
 	uint64_t tree_nodes[RFS_TREE_MAX], tree_records[RFS_TREE_MAX];
 	int trees_ok[RFS_TREE_MAX];
 	struct repair repair;
+	struct fsck_progress progress; /* -C */
 };
 
 int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner);

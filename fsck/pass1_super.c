@@ -174,5 +174,6 @@ int pass1_super(struct fsck_ctx *ctx, struct rfs_dev *dev)
 			    ctx->fs->sb.err_count, ctx->fs->sb.err_last_code);
 	check_backups(ctx);
 	check_journal_sb(ctx);
+	fsck_progress(ctx, 1, 1, 1);
 	return add_static_claims(ctx) ? FSCK_EXIT_OPERROR : 0;
 }

@@ -242,6 +242,7 @@ static void check_tree(struct fsck_ctx *ctx, struct rfs_btree *t)
 
 	ctx->trees_ok[t->ops->tree_type] = 1;
 	btree_check(t, &chk);
+	fsck_progress(ctx, 2, t->ops->tree_type, RFS_TREE_MAX - 1);
 	ctx->tree_nodes[t->ops->tree_type] = chk.nodes;
 	ctx->tree_records[t->ops->tree_type] = chk.records;
 	if (ctx->verbose)

@@ -100,6 +100,7 @@ static void sweep_claims(struct fsck_ctx *ctx)
 	qsort(cl->v, cl->n, sizeof(*cl->v), cmp_claim);
 	for (i = 0; i < cl->n; i++) {
 		const struct claim *c = &cl->v[i];
+		fsck_progress(ctx, 3, i + 1, cl->n);
 		if (c->len == 0 || c->start >= n || c->len > n - c->start) {
 			repair_problem(ctx, PR_EXTENT_BEYOND_END,
 				       "%s at %" PRIu64 "+%" PRIu64 " (filesystem has %" PRIu64

@@ -204,10 +204,15 @@ int pass4_names(struct fsck_ctx *ctx)
 	if (ctx->verbose)
 		printf("Pass 4: inodes, directories and link counts\n");
 	check_special(ctx);
-	for (i = 0; i < ctx->ndents; i++)
+	for (i = 0; i < ctx->ndents; i++) {
+		fsck_progress(ctx, 4, i, ctx->ndents + ctx->ninodes);
 		check_dirent(ctx, &ctx->dents[i]);
-	for (i = 0; i < ctx->ninodes; i++)
+	}
+	for (i = 0; i < ctx->ninodes; i++) {
+		fsck_progress(ctx, 4, ctx->ndents + i, ctx->ndents + ctx->ninodes);
 		check_inode_links(ctx, &ctx->inodes[i]);
+	}
+	fsck_progress(ctx, 4, ctx->ndents + ctx->ninodes, ctx->ndents + ctx->ninodes);
 	if (ctx->trees_ok[RFS_TREE_BMAP] && ctx->trees_ok[RFS_TREE_XATTR])
 		check_extents(ctx);
 	return 0;

@@ -134,6 +134,7 @@ int fix_problem(struct fsck_ctx *ctx, enum problem_code code, const char *fmt, .
 	va_list ap;
 
 	ctx->problems++;
+	fsck_progress_clear(ctx);
 	printf("%s: [%s] %s: ", ctx->image, p->code, p->msg);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);

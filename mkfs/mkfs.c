@@ -30,6 +30,9 @@
 
 static const char *prog = "mkfs.reflinkfs";
 
+/* How long to wait for a daemon that is still writing after umount. */
+#define WAIT_SECONDS 30
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -148,7 +151,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 			usage(stdout);
 			return 0;
 		case 'V':
-			printf("%s (reflinkfs) %s\n", prog, RFS_VERSION);
+			cli_print_version(prog);
 			return 0;
 		default:
 			usage(stderr);
@@ -173,7 +176,8 @@ static int open_target(struct mkfs_args *a, struct rfs_dev **dev)
 
 	if (!exists && !a->size)
 		return fail("%s does not exist; give -s SIZE to create an image file", a->target);
-	ret = dev_open_file(a->target, exists ? 0 : RFS_DEV_CREATE, exists ? 0 : a->size, dev);
+	ret = cli_open_image(prog, a->target, exists ? 0 : RFS_DEV_CREATE, exists ? 0 : a->size,
+			     WAIT_SECONDS, dev);
 	a->created = !exists && !ret;
 	if (ret == -EBUSY)
 		return fail("%s is in use (mounted, or being checked): not formatting it",
