@@ -272,7 +272,7 @@ done
 
 # A page is clean if groff (and man, where installed) format it without
 # one warning, and complete if it names every option --help lists.
-manual_text() { zcat "$1" | groff -man -Tascii -rLL=250n -rHY=0 -P-cbou 2>/dev/null; }
+manual_text() { zcat "$1" | groff -man -Tascii -rLL=250n -rHY=0 -P-cbou 2>/dev/null | tr -s " "; }
 for p in $PAGES; do
 	gz=$L/share/man/$p.gz
 	name=$(basename "$p" | sed 's/\.[18]$//')
