@@ -714,7 +714,7 @@ static int unshare_edges(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, ui
 			 uint64_t b)
 {
 	uint32_t bs = m->fs->sb.bsize;
-	uint64_t ha = (a + bs - 1) & ~(uint64_t)(bs - 1), hb = b & ~(uint64_t)(bs - 1);
+	uint64_t ha, hb;
 	struct rfs_inode inode;
 	int ret;
 
@@ -723,7 +723,11 @@ static int unshare_edges(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, ui
 	pthread_mutex_unlock(&m->lock);
 	if (ret)
 		return ret;
+	/* the edges of what punch_locked zeroes: a range past the end stops
+	 * at the end, and the block holding it is a partial edge too */
 	b = RFS_MIN(b, inode.size);
+	ha = (a + bs - 1) & ~(uint64_t)(bs - 1);
+	hb = b & ~(uint64_t)(bs - 1);
 	if (ha > hb) /* within one block */
 		return unshare_zero(req, m, &inode, a, b);
 	ret = unshare_zero(req, m, &inode, a, RFS_MIN(ha, b));
