@@ -712,6 +712,20 @@ static uint64_t pick_off(uint64_t limit)
 	return rnd() & 1 ? off - off % g.bs : off;
 }
 
+/* An offset below LIMIT; a quarter of the time near SIZE (a file's end,
+ * where partial blocks, shared tails and size changes meet). */
+static uint64_t pick_off_near(uint64_t limit, uint64_t size)
+{
+	uint64_t back = below(2 * g.bs), off;
+
+	if (rnd() % 4)
+		return pick_off(limit);
+	off = size > back ? size - back : 0;
+	if (rnd() & 1)
+		off -= off % g.bs;
+	return off < limit ? off : limit - 1;
+}
+
 /* A length of 1..maxop, a multiple of the block size half the time, that
  * keeps OFF + length within MAXLEN. */
 static uint64_t pick_len(uint64_t off)
@@ -797,12 +811,12 @@ static void pick_op(struct op *o, uint64_t n)
 	case OP_WRITE:
 	case OP_MWRITE:
 	case OP_FALLOC:
-		o->off = pick_off(g.maxlen);
+		o->off = pick_off_near(g.maxlen, r->size);
 		o->len = pick_len(o->off);
 		o->arg = o->kind == OP_FALLOC ? (int)below(NFALLOC) : (int)(rnd() & 1);
 		break;
 	case OP_TRUNC:
-		o->off = pick_off(g.maxlen + 1);
+		o->off = pick_off_near(g.maxlen + 1, r->size + below(2 * g.bs));
 		break;
 	case OP_CFR:
 		pick_cfr(o);
