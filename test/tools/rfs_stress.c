@@ -751,5 +751,6 @@ int main(int argc, char **argv)
 			failed = 1;
 		}
 	}
+	free(pids);
 	return failed;
 }
