@@ -9,8 +9,9 @@
 #   stress.sh REFLINKFS MKFS FSCK RFS_STRESS
 #
 # RFS_STRESS_SECONDS (per mode, default 20, times RFS_TEST_SCALE),
-# RFS_STRESS_PROCS (default 6) and RFS_TEST_SEED (default 1) tune it.
-# Needs root and /dev/fuse (exits 77 without).
+# RFS_STRESS_PROCS (default 6) and RFS_TEST_SEED (default 1) tune it. When
+# a worker fails, the private op logs are copied to the current directory
+# (stress-SEED-MODE/). Needs root and /dev/fuse (exits 77 without).
 set -u
 if [ $# -ne 4 ]; then
 	echo "usage: $0 REFLINKFS MKFS FSCK RFS_STRESS" >&2
@@ -33,6 +34,7 @@ if [ "$(id -u)" -ne 0 ] || [ ! -c /dev/fuse ]; then
 	exit 77
 fi
 rfs_setup
+outdir=$PWD
 
 fsck_full() {
 	local out rc
@@ -68,7 +70,10 @@ for mode in writeback no_writeback_cache; do
 	fi
 	mkdir "$RFS_MNT/s"
 	bg "$STRESS" -p "$RFS_STRESS_PROCS" -t "$seconds" -S "$seed" -m "$model" "$RFS_MNT/s"
-	check "$name: $RFS_STRESS_PROCS workers for $seconds s" bg_wait $BG_PID
+	if ! check "$name: $RFS_STRESS_PROCS workers for $seconds s" bg_wait $BG_PID; then
+		cp -r "$model" "$outdir/stress-$seed-$mode"
+		echo "the workers' private op logs: $outdir/stress-$seed-$mode/p*.ops" >&2
+	fi
 	check "$name: unmount, daemon exits cleanly" rfs_umount
 	check "$name: fsck -fn is clean" fsck_full "$img"
 	# shellcheck disable=SC2086
