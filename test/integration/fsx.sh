@@ -2,6 +2,7 @@
 # The randomized exerciser (rfsx) on real mounts, with the kernel's
 # write-back cache and without: for each seed, a fresh image, rfsx on a
 # few files, unmount, the daemon must exit cleanly, fsck -fn must be clean.
+# The first seed's op log is also replayed, to the same bytes.
 #
 #   fsx.sh REFLINKFS MKFS FSCK RFSX
 #
@@ -42,6 +43,21 @@ fsck_full() {
 	return $rc
 }
 
+# The op log replays (once): the same ops on new files give the same bytes.
+check_replay() {
+	local f ok=1
+	mkdir "$RFS_MNT/replay"
+	if "$RFSX" -q -r "$2" -o "$RFS_TMP/replay.log" "$RFS_MNT/replay"; then
+		for f in "$RFS_MNT"/rfsx.*; do
+			cmp "$f" "$RFS_MNT/replay/${f##*/}" || ok=0
+		done
+	else
+		ok=0
+	fi
+	check "$1: the op log replays to the same files" [ $ok = 1 ]
+}
+
+first=${RFS_FSX_SEEDS%% *}
 for seed in $RFS_FSX_SEEDS; do
 	for mode in writeback no_writeback_cache; do
 		name="seed $seed ($mode)"
@@ -60,6 +76,7 @@ for seed in $RFS_FSX_SEEDS; do
 		bg "$RFSX" -S "$seed" -N "$ops" -o "$log" ${RFS_FSX_ARGS:-} "$RFS_MNT"
 		if bg_wait $BG_PID; then
 			ok "$name: rfsx"
+			[ "$seed $mode" = "$first writeback" ] && check_replay "$name" "$log"
 		else
 			bad "$name: rfsx (replay: rfsx -r rfsx-$seed-$mode.log DIR)"
 			cp "$log" "$outdir/rfsx-$seed-$mode.log"

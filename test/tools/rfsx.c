@@ -873,9 +873,9 @@ static int op_fits(const struct op *o)
 		return o->off <= g.maxlen;
 	case OP_CFR: /* the source's offset may be past its end */
 		return o->len <= g.maxlen && o->off2 <= g.maxlen - o->len;
-	case OP_DEDUPE:
-		return o->len <= g.maxlen && o->off <= g.maxlen - o->len &&
-		       o->off2 <= g.maxlen - o->len;
+	case OP_DEDUPE: /* past the ends is EINVAL; only making equal writes */
+		return !o->arg || (o->len <= g.maxlen && o->off <= g.maxlen - o->len &&
+				   o->off2 <= g.maxlen - o->len);
 	default:
 		return 1;
 	}
