@@ -7,7 +7,7 @@
 #   fsx.sh REFLINKFS MKFS FSCK RFSX
 #
 # RFS_FSX_SEEDS (default "1 2 3"), RFS_FSX_OPS (ops per seed and mode,
-# default 4000, times RFS_TEST_SCALE) and RFS_FSX_ARGS (more rfsx options)
+# default 5000, times RFS_TEST_SCALE) and RFS_FSX_ARGS (more rfsx options)
 # tune it; RFS_TEST_SEED=N runs seed N only. A failing run's op log is
 # copied to the current directory as rfsx-SEED-MODE.log (replay it with
 # rfsx -r LOG DIR on a fresh mount). Needs root and /dev/fuse (77 without).
@@ -23,7 +23,7 @@ RFSX=$4
 . "$(dirname "$0")/lib.sh"
 
 : "${RFS_FSX_SEEDS:=1 2 3}"
-: "${RFS_FSX_OPS:=4000}"
+: "${RFS_FSX_OPS:=5000}"
 : "${RFS_TEST_SCALE:=1}"
 [ -n "${RFS_TEST_SEED:-}" ] && RFS_FSX_SEEDS=$RFS_TEST_SEED
 ops=$((RFS_FSX_OPS * RFS_TEST_SCALE))

@@ -8,9 +8,10 @@
  *   rfsx [options] DIR            run on DIR/rfsx.0 .. DIR/rfsx.N-1
  *   rfsx -r LOG [options] DIR     replay the ops of LOG exactly
  *
- * Options: -S seed, -N ops, -l max file size, -m max op length, -n files,
- * -x kinds to leave out (comma list of op names), -c whole-file check
- * every N ops, -L ops shown on a failure, -o op log, -q quiet.
+ * Options (defaults): -S seed (1), -N ops (10000), -l max file size (1M),
+ * -m max op length (64K), -n files (4), -x kinds to leave out (comma list
+ * of op names), -c whole-file check every N ops (500), -L ops shown on a
+ * failure (40), -o op log (rfsx.log), -q quiet.
  *
  * Every op goes to the op log (-o, default rfsx.log) before it runs, one a
  * line, "N NAME F OFF LEN G OFF2 ARG # description"; the data of a write
@@ -983,9 +984,9 @@ static void parse_args(int argc, char **argv)
 
 	g.seed = 1;
 	g.nops = 10000;
-	g.maxlen = 512 << 10;
+	g.maxlen = 1 << 20;
 	g.maxop = 64 << 10;
-	g.nfiles = 3;
+	g.nfiles = 4;
 	g.check_every = 500;
 	g.ring_len = 40;
 	g.log_path = "rfsx.log";
