@@ -350,7 +350,15 @@ static void op_copy(void)
 		loff_t i = (loff_t)soff, o = (loff_t)doff;
 		note("copy_file_range %s [%" PRIu64 ", +%" PRIu64 ") -> %s %" PRIu64, a, soff, len,
 		     b, doff);
-		expect((int)copy_file_range(in, &i, out, &o, len, 0), "copy_file_range", a, 0);
+		ssize_t n = copy_file_range(in, &i, out, &o, len, 0);
+		struct stat so;
+
+		if (n < 0 && errno == EXDEV && !fstat(in, &st) && !fstat(out, &so))
+			die("copy_file_range %s -> %s: EXDEV; source mode %o ino %ju dev %ju, "
+			    "destination mode %o ino %ju dev %ju",
+			    a, b, st.st_mode, (uintmax_t)st.st_ino, (uintmax_t)st.st_dev,
+			    so.st_mode, (uintmax_t)so.st_ino, (uintmax_t)so.st_dev);
+		expect((int)n, "copy_file_range", a, 0);
 		close(out);
 	}
 	close(in);
