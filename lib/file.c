@@ -464,10 +464,13 @@ int file_free_range(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 	if (!(inode->flags & RFS_IFLAG_REFLINK))
 		return bmap_unmap(fs, inode->ino, RFS_FORK_DATA, off, len, RFS_TRUNC_STEP,
 				  release_blocks, &fc, next);
-	/* staging first: a step that does not get through it stops there */
+	/* staging first: a step that does not get through it stops there,
+	 * and the next one starts at OFF again (its data is not freed yet) */
 	ret = file_cancel_cow(fs, inode, off, len, next);
-	if (ret || *next < end)
+	if (ret || *next < end) {
+		*next = off;
 		return ret;
+	}
 	ret = free_data_chunks(fs, inode, off, end, next);
 	if (!ret && *next >= end)
 		*next = len > UINT64_MAX - off ? UINT64_MAX : off + len;

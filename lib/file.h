@@ -80,7 +80,7 @@ int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_
 /*
  * Frees the blocks of [OFF, OFF+LEN) (file blocks), at most RFS_TRUNC_STEP
  * extent records per call; *NEXT receives how far it got (>= OFF+LEN when
- * done). Updates INODE's nblocks; the caller writes the inode. Shared
+ * done; OFF when the step went to CoW staging only, which goes first). Updates INODE's nblocks; the caller writes the inode. Shared
  * blocks lose one reference (freed at zero); CoW staging over the range
  * is freed first.
  */

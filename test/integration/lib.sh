@@ -186,6 +186,11 @@ rfs_umount() {
 		daemon_alive "$pid" || break
 		sleep 0.2
 	done
+	# still busy after 10 s: say who holds it (the daemon cannot exit)
+	if [ $tries -eq 50 ] && mountpoint -q "$RFS_MNT"; then
+		echo "umount $RFS_MNT: still busy; processes using it:" >&2
+		fuser -vm "$RFS_MNT" 2>&1 | head -20 >&2
+	fi
 	for ((i = 0; i < RFS_UMOUNT_TIMEOUT * 10; i++)); do
 		daemon_alive "$pid" || break
 		sleep 0.1

@@ -327,6 +327,78 @@ START_TEST(t_zero_past_end)
 }
 END_TEST
 
+/* A punch or zero-range that runs past the end of a file whose partial
+ * last block is shared: that block is unshared before it is zeroed, the
+ * clone keeps its data (found by rfsx/rfs_stress). */
+START_TEST(t_punch_past_end_shared)
+{
+	static const int modes[] = {FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+				    FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+				    FALLOC_FL_ZERO_RANGE};
+	const size_t size = 3 * BS + 100;
+	unsigned i;
+
+	for (i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		uint8_t *a = make_base("a", size, 40 + i);
+		size_t end = modes[i] & FALLOC_FL_KEEP_SIZE ? size : 9 * BS;
+		int fd;
+
+		clone_file("a", "b"); /* the last, partial block shared too */
+		fd = (int)SYS(open("a", O_RDWR));
+		SYS(fallocate(fd, modes[i], BS, 8 * BS));
+		SYS(close(fd));
+		check_content("b", a, size);
+		memset(a + BS, 0, size - BS);
+		a = realloc(a, end);
+		ck_assert_ptr_nonnull(a);
+		if (end > size)
+			memset(a + size, 0, end - size);
+		check_content("a", a, end);
+		drop_caches();
+		check_content("a", a, end);
+		free(a);
+		a = malloc(size);
+		ck_assert_ptr_nonnull(a);
+		fill(a, size, 40 + i);
+		check_content("b", a, size);
+		SYS(unlink("a"));
+		SYS(unlink("b"));
+		free(a);
+	}
+}
+END_TEST
+
+/* A truncate down over more CoW staging extents than one step frees (CoW
+ * overwrites of a clone, still open, leave them): the data blocks under the
+ * staging are freed too, so growing the file again reads zeros, not the
+ * overwrites (found by rfsx, seed 131). */
+START_TEST(t_truncate_past_staging)
+{
+	const size_t size = 24 * 64 * BS;
+	uint8_t *a = make_base("a", size, 51), *zero = calloc(1, size), one = 0x5a;
+	int fd, i;
+
+	ck_assert_ptr_nonnull(zero);
+	clone_file("a", "b");
+	fd = (int)SYS(open("b", O_RDWR));
+	for (i = 1; i < 24; i++) /* a CoW write each 64 blocks: 23 staging extents */
+		ck_assert_int_eq(SYS(pwrite(fd, &one, 1, (off_t)i * 64 * BS + 7)), 1);
+	SYS(fsync(fd));
+	SYS(ftruncate(fd, BS));
+	SYS(ftruncate(fd, (off_t)size));
+	SYS(fsync(fd));
+	drop_caches();
+	memcpy(zero, a, BS);
+	check_content("b", zero, size);
+	SYS(close(fd));
+	check_content("a", a, size);
+	SYS(unlink("a"));
+	SYS(unlink("b"));
+	free(a);
+	free(zero);
+}
+END_TEST
+
 /* copy_file_range of ranges: inside one file, between files at the same
  * and at different alignments, past the source's end, over holes. */
 START_TEST(t_ranges)
@@ -628,10 +700,16 @@ static int crash_check(const char *dir, const char *log)
 static Suite *reflink_suite(void)
 {
 	const struct itest tests[] = {
-		ITEST(t_clone_whole), ITEST(t_overwrite_alignments),
-		ITEST(t_chain),	      ITEST(t_truncate_punch),
-		ITEST(t_ranges),      ITEST(t_mmap),
-		ITEST(t_random),      ITEST(t_zero_past_end),
+		ITEST(t_clone_whole),
+		ITEST(t_overwrite_alignments),
+		ITEST(t_chain),
+		ITEST(t_truncate_punch),
+		ITEST(t_ranges),
+		ITEST(t_mmap),
+		ITEST(t_random),
+		ITEST(t_zero_past_end),
+		ITEST(t_punch_past_end_shared),
+		ITEST(t_truncate_past_staging),
 	};
 
 	return itest_suite("reflink", tests, sizeof(tests) / sizeof(tests[0]), setup, 600);
