@@ -245,6 +245,16 @@ int sb_find_backup(struct rfs_dev *dev, struct rfs_sb_info *sb, fsblock_t *found
 	return -ENOENT;
 }
 
+/* Encodes SB as the copy at block BLKNO and writes it there directly. */
+static int sb_write_at(struct rfs_dev *dev, const struct rfs_sb_info *sb, fsblock_t blkno,
+		       rfs_tid_t tid, uint8_t *block)
+{
+	sb_encode(sb, block, blkno);
+	((struct rfs_blkhdr *)block)->tid = le64_make(tid);
+	rfs_block_set_crc(rfs_crc_seed(sb->uuid), block, sb->bsize);
+	return dev_pwrite(dev, block, sb->bsize, blkno << sb->block_log);
+}
+
 int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid)
 {
 	uint8_t *block = malloc(sb->bsize);
@@ -253,14 +263,22 @@ int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_
 
 	if (!block)
 		return -ENOMEM;
-	for (i = 0; i < RFS_NR_BACKUPS && !ret; i++) {
-		sb_encode(sb, block, sb->backup[i]);
-		((struct rfs_blkhdr *)block)->tid = le64_make(tid);
-		rfs_block_set_crc(rfs_crc_seed(sb->uuid), block, sb->bsize);
-		ret = dev_pwrite(dev, block, sb->bsize, sb->backup[i] << sb->block_log);
-	}
+	for (i = 0; i < RFS_NR_BACKUPS && !ret; i++)
+		ret = sb_write_at(dev, sb, sb->backup[i], tid, block);
 	free(block);
 	return ret;
+}
+
+int sb_write_primary(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid)
+{
+	uint8_t *block = malloc(sb->bsize);
+	int ret;
+
+	if (!block)
+		return -ENOMEM;
+	ret = sb_write_at(dev, sb, 0, tid, block);
+	free(block);
+	return ret ? ret : dev_flush(dev);
 }
 
 const char *sb_unsupported_feature(const struct rfs_sb_info *sb, int for_write)

@@ -65,6 +65,9 @@ int sb_find_backup(struct rfs_dev *dev, struct rfs_sb_info *sb, fsblock_t *found
 
 /* Writes SB to every backup location directly (not through the cache). */
 int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid);
+/* Writes SB as the primary (block 0) directly and flushes: fsck restoring
+ * a damaged primary from a backup before it opens the filesystem. */
+int sb_write_primary(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid);
 
 /* The place of backup I for a filesystem of BLOCK_COUNT blocks. */
 fsblock_t sb_backup_location(uint64_t block_count, unsigned i);
