@@ -82,7 +82,24 @@ static const char *dir_path(struct fsck_ctx *ctx, rfs_ino_t ino, char *buf, size
 		struct rfs_dirent e;
 		size_t rlen;
 
-		if (!ii || !ii->name || ii->name == NAME_ADDED)
+		if (ii && ii->name == NAME_ADDED) { /* named by reconnect() */
+			int lf = ino == ctx->fs->sb.lost_found_ino;
+			char added[32];
+			size_t alen;
+
+			if (lf)
+				snprintf(added, sizeof(added), "/lost+found");
+			else
+				snprintf(added, sizeof(added), "/#%" PRIu64, ino);
+			alen = strlen(added);
+			if (alen > pos)
+				break;
+			pos -= alen;
+			memcpy(buf + pos, added, alen);
+			ino = lf ? ctx->fs->sb.root_ino : ctx->fs->sb.lost_found_ino;
+			continue;
+		}
+		if (!ii || !ii->name)
 			break;
 		d = &ctx->dents[ii->name - 1];
 		key.dir = le64_make(d->dir);
@@ -578,6 +595,17 @@ static void count_layout(struct fsck_ctx *ctx)
 		ctx->shared_blocks += ctx->shared.v[k].len;
 }
 
+/* The summary counts live inodes. */
+static void drop_cleared(struct fsck_ctx *ctx)
+{
+	size_t i, out = 0;
+
+	for (i = 0; i < ctx->ninodes; i++)
+		if (!ctx->inodes[i].cleared)
+			ctx->inodes[out++] = ctx->inodes[i];
+	ctx->ninodes = out;
+}
+
 int pass4_names(struct fsck_ctx *ctx)
 {
 	struct names n = {.ctx = ctx};
@@ -603,5 +631,6 @@ int pass4_names(struct fsck_ctx *ctx)
 	check_inode_count(ctx);
 	if (ctx->trees_ok[RFS_TREE_BMAP] && ctx->trees_ok[RFS_TREE_XATTR])
 		check_extents(ctx);
+	drop_cleared(ctx);
 	return 0;
 }
