@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * fsck_fuzz.c - fsck.reflinkfs on damaged metadata, as a libFuzzer target.
+ *
+ * A base image is made once: 1 MiB of 1 KiB blocks (mkfs, then the small
+ * namespace of test/tools/names_tree.h). Its metadata blocks are listed:
+ * the superblock and backups, the free list block, the journal's first
+ * blocks, every node of every tree. An input is a list of patches, each
+ *
+ *   u8 block (index into that list, modulo its length)
+ *   u8 flags (bit 0: recompute the block's checksum afterwards, so that
+ *             the damage reaches the code behind the checksum)
+ *   u16 offset in the block (little-endian, modulo the block size)
+ *   u8 length (modulo 33), then that many bytes written there
+ *
+ * preceded by one byte of mode (bit 0: also repair). Each input runs
+ * fsck -n on a copy of the base with the patches applied (in a memfd: no
+ * disk I/O); with bit 0, fsck -y, and if that says all was fixed (exit 0
+ * or 1), fsck -fn must find the image clean. Anything else (a crash, a
+ * sanitizer report, an exit code fsck must not give, an unclean image after
+ * a repair that said it fixed everything) aborts.
+ *
+ * The same entry point runs under the normal gcc + ASan build through
+ * fsck_fuzz_replay.c (saved inputs, and seeded random damage for CI).
+ */
+#include "fsck_fuzz.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "dev.h"
+#include "fs.h"
+#include "fs_create.h"
+#include "fsck.h"
+#include "journal.h"
+#include "names_tree.h"
+#include "util.h"
+
+#define IMAGE_BYTES  (1u << 20)
+#define BLOCK_LOG    10
+#define JOURNAL_SCAN 8 /* journal blocks offered: its superblock and the first log blocks */
+
+struct fuzz_base fuzz_base;
+
+static __attribute__((noreturn)) void die(const char *what, int err)
+{
+	fprintf(stderr, "fsck_fuzz: %s: %s\n", what, strerror(err < 0 ? -err : err));
+	abort();
+}
+
+static int memfd_path(const char *name, char *path, size_t len)
+{
+	int fd = memfd_create(name, 0);
+
+	if (fd < 0 || ftruncate(fd, IMAGE_BYTES) < 0)
+		die("memfd", errno);
+	snprintf(path, len, "/proc/self/fd/%d", fd);
+	return fd;
+}
+
+static void make_base_image(const char *path)
+{
+	struct rfs_mkfs_opts opts = {
+		.block_log = BLOCK_LOG, .journal_bytes = 64u << BLOCK_LOG, .have_uuid = 1};
+	struct rfs_sb_info sb;
+	struct names_tree t;
+	struct rfs_dev *dev;
+	struct rfs_fs *fs;
+	char why[200];
+	int ret;
+
+	memcpy(opts.uuid, "fsck-fuzz-base!!", 16); /* the same image every run */
+	ret = dev_open_file(path, 0, 0, &dev);
+	if (!ret)
+		ret = fs_create(dev, &opts, &sb, why, sizeof(why));
+	if (ret)
+		die("mkfs", ret);
+	dev_close(dev);
+	ret = dev_open_file(path, 0, 0, &dev);
+	if (!ret)
+		ret = fs_open(dev, RFS_FS_NOJOURNAL, 4u << 20, &fs, why, sizeof(why));
+	if (!ret)
+		ret = names_tree_build(fs, &t);
+	if (ret || fs_close(fs))
+		die("building the namespace", ret ? ret : EIO);
+}
+
+static void add_meta(fsblock_t b)
+{
+	if (fuzz_base.nmeta < FUZZ_MAX_META)
+		fuzz_base.meta[fuzz_base.nmeta++] = b;
+}
+
+static void on_node(void *arg, const struct rfs_btree *t, fsblock_t blkno, unsigned level)
+{
+	(void)arg, (void)t, (void)level;
+	add_meta(blkno);
+}
+
+static void list_metadata(const char *path)
+{
+	struct rfs_btree *trees[7];
+	struct rfs_dev *dev;
+	struct rfs_fs *fs;
+	char why[200];
+	unsigned i;
+	int ret = dev_open_file(path, RFS_DEV_RDONLY, 0, &dev);
+
+	if (!ret)
+		ret = fs_open(dev, RFS_FS_RDONLY, 4u << 20, &fs, why, sizeof(why));
+	if (ret)
+		die("opening the base image", ret);
+	add_meta(0);
+	add_meta(fs->sb.freelist_blkno);
+	for (i = 0; i < JOURNAL_SCAN; i++)
+		add_meta(fs->sb.journal_start + i);
+	fuzz_base.log_start = fs->sb.journal_start + 1;
+	fuzz_base.log_end = fs->sb.journal_start + JOURNAL_SCAN;
+	for (i = 0; i < RFS_NR_BACKUPS; i++)
+		add_meta(fs->sb.backup[i]);
+	trees[0] = &fs->bno, trees[1] = &fs->cnt, trees[2] = &fs->inodes, trees[3] = &fs->dirs;
+	trees[4] = &fs->bmap, trees[5] = &fs->xattrs, trees[6] = &fs->refc;
+	for (i = 0; i < 7; i++) {
+		struct rfs_btree_check chk = {.visit_node = on_node};
+		btree_check(trees[i], &chk);
+	}
+	fuzz_base.bsize = fs->sb.bsize;
+	fuzz_base.uuid_seed = rfs_crc_seed(fs->sb.uuid);
+	fs_close(fs);
+}
+
+void fuzz_setup(void)
+{
+	char path[64];
+	int fd;
+
+	if (fuzz_base.image)
+		return;
+	if (!getenv("FSCK_FUZZ_VERBOSE") && !freopen("/dev/null", "w", stdout))
+		die("stdout", errno);
+	fd = memfd_path("fsck-fuzz-base", path, sizeof(path));
+	make_base_image(path);
+	list_metadata(path);
+	fuzz_base.image = malloc(IMAGE_BYTES);
+	if (!fuzz_base.image || pread(fd, fuzz_base.image, IMAGE_BYTES, 0) != IMAGE_BYTES)
+		die("reading the base image", errno);
+	close(fd);
+	fuzz_base.work_fd = memfd_path("fsck-fuzz-work", fuzz_base.work, sizeof(fuzz_base.work));
+}
+
+/* Writes the base with DATA's patches applied into the work memfd. */
+static void build_image(const uint8_t *data, size_t size)
+{
+	static uint8_t *img;
+	uint32_t bsize = fuzz_base.bsize;
+	size_t pos = 0;
+
+	if (!img && !(img = malloc(IMAGE_BYTES)))
+		die("malloc", ENOMEM);
+	memcpy(img, fuzz_base.image, IMAGE_BYTES);
+	while (pos + 5 <= size) {
+		fsblock_t b = fuzz_base.meta[data[pos] % fuzz_base.nmeta];
+		int fix_crc = data[pos + 1] & 1;
+		uint32_t off = (data[pos + 2] | (uint32_t)data[pos + 3] << 8) % bsize;
+		size_t len = data[pos + 4] % 33, i;
+		uint8_t *block = img + (b << BLOCK_LOG);
+
+		pos += 5;
+		for (i = 0; i < len && pos < size && off + i < bsize; i++)
+			block[off + i] = data[pos++];
+		if (fix_crc)
+			rfs_block_set_crc(fuzz_base.uuid_seed, block, bsize);
+	}
+	if (pwrite(fuzz_base.work_fd, img, IMAGE_BYTES, 0) != IMAGE_BYTES)
+		die("writing the work image", errno);
+}
+
+int fuzz_fsck(const char *opt)
+{
+	char prog[] = "fsck.reflinkfs", o[8];
+	char *argv[] = {prog, o, fuzz_base.work, NULL};
+
+	snprintf(o, sizeof(o), "%s", opt);
+	optind = 0; /* getopt starts afresh */
+	return fsck_main(3, argv);
+}
+
+int fuzz_one(const uint8_t *data, size_t size, struct fuzz_result *r)
+{
+	fuzz_setup();
+	build_image(size ? data + 1 : data, size ? size - 1 : 0);
+	memset(r, 0, sizeof(*r));
+	r->check = fuzz_fsck("-n");
+	r->repair = r->after = -1;
+	if (r->check != 0 && r->check != 4 && r->check != 8)
+		return -1;
+	if (!size || !(data[0] & 1))
+		return 0;
+	r->repair = fuzz_fsck("-y");
+	if (r->repair != 0 && r->repair != 1 && r->repair != 4 && r->repair != 8)
+		return -1;
+	if (r->repair > 1)
+		return 0;
+	r->after = fuzz_fsck("-fn");
+	return r->after == 0 ? 0 : -1;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz_result r;
+
+	if (fuzz_one(data, size, &r)) {
+		fprintf(stderr, "fsck_fuzz: exit codes -n %d, -y %d, then -fn %d\n", r.check,
+			r.repair, r.after);
+		abort();
+	}
+	return 0;
+}
