@@ -81,6 +81,7 @@ struct ino_info {
 	size_t name;	      /* directories: 1 + index of the entry kept */
 	uint8_t parent_names; /* directories: an entry in its parent names it */
 	uint8_t cleared;      /* pass 4 freed it */
+	uint8_t inline_bad;   /* INODE_BAD reported, pass 4 to repair it */
 };
 
 /* What pass 4 needs of each extent or attribute owner, in tree order. */
@@ -174,5 +175,6 @@ int repair_add_name(struct fsck_ctx *ctx, rfs_ino_t dir, const char *name, rfs_i
 		    uint8_t ftype);
 int repair_clear_inode(struct fsck_ctx *ctx, rfs_ino_t ino);
 int repair_orphan_entry(struct fsck_ctx *ctx, rfs_ino_t ino);
+int repair_inline(struct fsck_ctx *ctx, rfs_ino_t ino);
 
 #endif

@@ -256,6 +256,17 @@ open:
 	return 0;
 }
 
+/* A read-only open accepts unknown ro_compat features, which -y would
+ * refuse: -n says so too, so that both agree on what is wrong. */
+static void check_write_features(struct fsck_ctx *ctx)
+{
+	const char *feat = sb_unsupported_feature(&ctx->fs->sb, 1);
+
+	if (ctx->mode == FSCK_NO && feat)
+		fix_problem(ctx, PR_SB_FEATURE_UNKNOWN, "unsupported %s (read-only use only)",
+			    feat);
+}
+
 int pass1_super(struct fsck_ctx *ctx, struct rfs_dev *dev)
 {
 	int ret = open_fs(ctx, dev);
@@ -264,6 +275,7 @@ int pass1_super(struct fsck_ctx *ctx, struct rfs_dev *dev)
 		return ret;
 	if (ctx->verbose)
 		printf("Pass 1: superblocks and journal\n");
+	check_write_features(ctx);
 	check_backups(ctx);
 	check_journal_sb(ctx);
 	return add_static_claims(ctx) ? FSCK_EXIT_OPERROR : 0;

@@ -99,10 +99,12 @@ static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 	ii->symlink_inline_ok = inode.inline_type == RFS_INLINE_SYMLINK
 					? inode.inline_len == inode.size
 					: inode.inline_type == RFS_INLINE_NONE && inode.size < 4096;
+	/* repaired by pass 4 (the tree cannot change during this walk) */
 	if (inode.inline_type > RFS_INLINE_SYMLINK ||
 	    (inode.inline_type == RFS_INLINE_SYMLINK && !S_ISLNK(inode.mode)))
-		fix_problem(ctx, PR_INODE_BAD, "inode %" PRIu64 ": inline data of type %u",
-			    inode.ino, inode.inline_type);
+		ii->inline_bad = (uint8_t)fix_problem(ctx, PR_INODE_BAD,
+						      "inode %" PRIu64 ": inline data of type %u",
+						      inode.ino, inode.inline_type);
 }
 
 static void add_ext_info(struct fsck_ctx *ctx, rfs_ino_t ino, uint64_t len, enum ext_kind kind)

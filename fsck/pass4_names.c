@@ -16,8 +16,9 @@
  * Repairs, in this order so that each step sees the previous ones:
  *   1. the superblock's next inode number; the root and lost+found are
  *      made again if missing (they keep their numbers);
- *   2. symlinks with a malformed target are cleared, as e2fsck does, with
- *      their names;
+ *   2. inline data of an unknown type (INODE_BAD, found by pass 2) is
+ *      dropped, or kept as a symlink's target if it fits; symlinks with a
+ *      malformed target are then cleared, as e2fsck does, with their names;
  *   3. entries: in no directory, naming no inode, under the wrong hash
  *      (refiled), of the wrong type (retyped); orphan list entries;
  *   4. directories with several names keep one (the one in their parent
@@ -239,6 +240,23 @@ static void clear_symlink(struct fsck_ctx *ctx, struct ino_info *ii)
 			ctx->dents[i].gone = 1;
 	ii->cleared = 1;
 	ctx->fixed++;
+}
+
+/* INODE_BAD, reported by pass 2: a symlink may get its target back (the
+ * inline bytes match its size), anything else loses the inline data. */
+static void repair_inline_data(struct fsck_ctx *ctx)
+{
+	struct rfs_inode inode;
+	size_t i;
+
+	for (i = 0; i < ctx->ninodes; i++) {
+		struct ino_info *ii = &ctx->inodes[i];
+		if (!ii->inline_bad || repair_inline(ctx, ii->ino))
+			continue;
+		ctx->fixed++;
+		if (S_ISLNK(ii->mode) && !inode_read(ctx->fs, ii->ino, &inode))
+			ii->symlink_inline_ok = inode.inline_type == RFS_INLINE_SYMLINK;
+	}
 }
 
 static void check_symlinks(struct fsck_ctx *ctx)
@@ -612,6 +630,7 @@ int pass4_names(struct fsck_ctx *ctx)
 	size_t i;
 
 	count_layout(ctx);
+	repair_inline_data(ctx);
 	if (!ctx->trees_ok[RFS_TREE_INODE] || !ctx->trees_ok[RFS_TREE_DIR]) {
 		printf("%s: inode or directory tree damaged: names and link counts not checked\n",
 		       ctx->image);

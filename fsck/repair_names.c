@@ -213,3 +213,23 @@ int repair_orphan_entry(struct fsck_ctx *ctx, rfs_ino_t ino)
 		ret = orphan_add(ctx->fs, ino);
 	return failed(ctx, "add to the orphan list", ino, ret);
 }
+
+/* Inline data of an unknown type, or a symlink target in something that
+ * is not a symlink: regular files and directories keep no inline data in
+ * this version, so it is dropped; a symlink whose inline bytes are as
+ * long as its size keeps them as its target. */
+static void fix_inline(struct rfs_inode *inode, uint64_t unused)
+{
+	(void)unused;
+	if (S_ISLNK(inode->mode) && inode->inline_len && inode->inline_len == inode->size) {
+		inode->inline_type = RFS_INLINE_SYMLINK;
+		return;
+	}
+	inode->inline_type = RFS_INLINE_NONE;
+	inode->inline_len = 0;
+}
+
+int repair_inline(struct fsck_ctx *ctx, rfs_ino_t ino)
+{
+	return edit_inode(ctx, ino, "fix the inline data", fix_inline, 0);
+}

@@ -88,6 +88,8 @@ nlink NLINK_WRONG - preen
 orphan-linked ORPHAN_BAD - preen
 orphan-missing ORPHAN_BAD - preen
 symlink SYMLINK_BAD - no
+inline-type INODE_BAD - no
+symlink-inline INODE_BAD SYMLINK_BAD no
 LIST
 
 # What the repairs leave, beyond "clean".
@@ -106,6 +108,12 @@ expect 1 "the primary is restored" "$FSCK" -y "$img"
 expect_out "restored from the backup at block" "fsck says where the primary came from"
 expect 0 "after restoring the primary" "$FSCK" -fn "$img"
 if grep -q "using the backup" "$tmp/out"; then bad "the primary is still not used"; else ok; fi
+damaged symlink-inline
+expect 1 "a symlink's inline target is retyped" "$FSCK" -y "$img"
+if grep -q "SYMLINK_BAD" "$tmp/out"; then bad "the retyped symlink was cleared"; else ok; fi
+expect 0 "after retyping" "$FSCK" -fn "$img"
+expect_out "clean, 7 inodes" "the symlink is kept"
+
 # The record of errors goes only with the last problem.
 damaged errors+dangling
 expect 4 "-p leaves the dangling entry" "$FSCK" -p "$img"

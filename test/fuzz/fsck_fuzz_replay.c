@@ -150,8 +150,8 @@ static void run_random(FILE *out, unsigned n, uint64_t seed)
 
 		if (!bad && stale && r.check != 4)
 			bad = 1; /* a bad checksum went unnoticed */
-		if (!bad && r.repair == 0 && r.check != 0)
-			bad = 1; /* found problems, then -y found none */
+		if (!bad && (r.repair == 0) != (r.check == 0))
+			bad = 1; /* -n and -y disagree on whether it is clean */
 		if (bad) {
 			snprintf(name, sizeof(name), "seed %" PRIu64 " case %u", seed, i);
 			report(name, &r);

@@ -30,6 +30,9 @@
  *   orphan-linked   f (2 names) on the orphan list         ORPHAN_BAD
  *   orphan-missing  inode 99999 on the orphan list         ORPHAN_BAD
  *   symlink         s's size says 100, its target is 1     SYMLINK_BAD
+ *   inline-type     g's inline data of unknown type 7      INODE_BAD
+ *   symlink-inline  s's inline target typed 7 (so its
+ *                   target is malformed as well)           INODE_BAD, SYMLINK_BAD
  * Link counts are kept right where the damage moves names (loop,
  * unnamed-dir), so each damage is one problem. One damage is two:
  *   errors+dangling errors and dangling together (is the record of
@@ -154,6 +157,12 @@ static int damage_fs(struct rfs_fs *fs, struct names_tree *t, const char *what)
 		return orphan_add(fs, 99999);
 	} else if (!strcmp(what, "symlink")) {
 		t->s.size = 100;
+		return inode_write(fs, &t->s);
+	} else if (!strcmp(what, "inline-type")) {
+		t->g.inline_type = 7;
+		return inode_write(fs, &t->g);
+	} else if (!strcmp(what, "symlink-inline")) {
+		t->s.inline_type = 7;
 		return inode_write(fs, &t->s);
 	} else {
 		return 1;
