@@ -31,9 +31,19 @@ static int failed(struct fsck_ctx *ctx, const char *what, rfs_ino_t ino, int ret
 	return ret;
 }
 
+/* Any change to a tree may take or give back a block: with a free-space
+ * tree damaged (and not rebuilt: pass 3 sets trees_ok again when it
+ * rebuilds one), the allocator could hand out a block in use. */
 static int check_writable(struct fsck_ctx *ctx, const char *what, rfs_ino_t ino)
 {
-	return ctx->fs->readonly ? failed(ctx, what, ino, -EROFS) : 0;
+	if (ctx->fs->readonly)
+		return failed(ctx, what, ino, -EROFS);
+	if (!ctx->trees_ok[RFS_TREE_BNO] || !ctx->trees_ok[RFS_TREE_CNT]) {
+		printf("%s: cannot %s (inode %" PRIu64 "): the free-space trees are damaged\n",
+		       ctx->image, what, ino);
+		return -EUCLEAN;
+	}
+	return 0;
 }
 
 /* Reads the record of entry D into REC (room for a full entry). */
@@ -190,6 +200,9 @@ int repair_clear_inode(struct fsck_ctx *ctx, rfs_ino_t ino)
 	int done = 0;
 	int ret = check_writable(ctx, "clear the inode", ino);
 
+	if (!ret && (!ctx->trees_ok[RFS_TREE_BMAP] || !ctx->trees_ok[RFS_TREE_REFC] ||
+		     !ctx->trees_ok[RFS_TREE_XATTR]))
+		ret = -EUCLEAN; /* its extents and attributes are not all known */
 	if (!ret)
 		ret = inode_read(ctx->fs, ino, &inode);
 	while (!ret && next < RFS_MAX_FILE_BLOCKS) { /* each step must get further */
