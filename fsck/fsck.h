@@ -78,10 +78,12 @@ struct ino_info {
 	uint8_t symlink_inline_ok; /* symlinks: inline length matches the size */
 	uint8_t reflink;	   /* RFS_IFLAG_REFLINK is set */
 	/* pass 4 (names): */
-	size_t name;	      /* directories: 1 + index of the entry kept */
-	uint8_t parent_names; /* directories: an entry in its parent names it */
-	uint8_t cleared;      /* pass 4 freed it */
-	uint8_t inline_bad;   /* INODE_BAD reported, pass 4 to repair it */
+	size_t name;	       /* directories: 1 + index of the entry kept */
+	uint8_t parent_names;  /* directories: an entry in its parent names it */
+	uint8_t cleared;       /* pass 4 freed it */
+	uint8_t inline_bad;    /* INODE_BAD reported, pass 4 to repair it */
+	uint8_t climb;	       /* on the parent chain being climbed */
+	uint8_t lost_reported; /* DIR_UNREACHABLE said of it */
 };
 
 /* What pass 4 needs of each extent or attribute owner, in tree order. */

@@ -467,9 +467,35 @@ static int reconnect(struct names *n, struct ino_info *ii)
 	return 0;
 }
 
+/*
+ * The directory to reconnect when II does not reach the root, as e2fsck's
+ * pass 3 finds it: up II's parents, the first with no name (nothing above
+ * it leads anywhere), or in a loop the one whose parent the climb has seen
+ * already. Reconnecting it makes the whole chain reachable again.
+ */
+static struct ino_info *lost_top(struct fsck_ctx *ctx, struct ino_info *ii)
+{
+	struct ino_info *cur = ii, *p;
+
+	for (;;) {
+		if (!cur->refs)
+			break;
+		cur->climb = 1;
+		p = find_live(ctx, cur->parent);
+		if (!p || !S_ISDIR(p->mode) || p->ino == ctx->fs->sb.root_ino || p->climb)
+			break;
+		cur = p;
+	}
+	for (p = ii; p && p->climb; p = find_live(ctx, p->parent))
+		p->climb = 0;
+	return cur;
+}
+
 static void check_dir_reachable(struct names *n, struct ino_info *ii)
 {
 	struct fsck_ctx *ctx = n->ctx;
+	struct ino_info *top, *p;
+	char above[48] = "";
 
 	if (ii->ino == ctx->fs->sb.root_ino || ii->orphan || ii->cleared || !S_ISDIR(ii->mode))
 		return;
@@ -477,9 +503,17 @@ static void check_dir_reachable(struct names *n, struct ino_info *ii)
 	walk_to_root(ctx, ii);
 	if (ii->refs && ii->walk == WALK_ROOTED)
 		return;
-	if (fix_problem(ctx, PR_DIR_UNREACHABLE, "directory %" PRIu64 " (%s, parent %" PRIu64 ")",
-			ii->ino, ii->refs ? "in a loop" : "no name", ii->parent))
-		reconnect(n, ii);
+	if (ii->lost_reported) /* -n: reported once for its whole chain */
+		return;
+	top = lost_top(ctx, ii);
+	for (p = ii; p != top; p = find_live(ctx, p->parent))
+		p->lost_reported = 1;
+	top->lost_reported = 1;
+	if (top != ii)
+		snprintf(above, sizeof(above), ", above directory %" PRIu64, ii->ino);
+	if (fix_problem(ctx, PR_DIR_UNREACHABLE, "directory %" PRIu64 " (%s, parent %" PRIu64 ")%s",
+			top->ino, top->refs ? "in a loop" : "no name", top->parent, above))
+		reconnect(n, top);
 }
 
 static void check_reachable(struct names *n)

@@ -4,7 +4,7 @@
  * then damages exactly one record or field of it, for fsck's tests of the
  * superblock and names side.
  *
- *   rfs_names IMAGE DAMAGE
+ *   rfs_names IMAGE DAMAGE...
  *
  * DAMAGE (and what fsck should say) is one of:
  *   none            consistent
@@ -37,7 +37,8 @@
  * unnamed-dir), so each damage is one problem. One damage is two:
  *   errors+dangling errors and dangling together (is the record of
  *                   errors kept while a problem is left?)
- * Prints nothing on success.
+ * Several DAMAGEs are applied in order (a combination that cannot be
+ * applied, e.g. removing one name twice, fails). Prints nothing on success.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -212,10 +213,10 @@ int main(int argc, char **argv)
 	struct rfs_dev *dev;
 	struct rfs_fs *fs;
 	char why[200];
-	int ret;
+	int i, ret, raw[64] = {0};
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s IMAGE DAMAGE\n", argv[0]);
+	if (argc < 3 || argc > 66) {
+		fprintf(stderr, "usage: %s IMAGE DAMAGE...\n", argv[0]);
 		return 16;
 	}
 	ret = dev_open_file(argv[1], 0, 0, &dev);
@@ -228,13 +229,17 @@ int main(int argc, char **argv)
 	ret = names_tree_build(fs, &t);
 	if (ret)
 		fprintf(stderr, "rfs_names: building the tree: %s\n", strerror(-ret));
-	else
-		ret = damage_fs(fs, &t, argv[2]);
-	if (fs_close(fs) && ret <= 0)
+	for (i = 2; !ret && i < argc; i++) { /* in order; raw ones once closed */
+		ret = damage_fs(fs, &t, argv[i]);
+		if (ret == 1)
+			raw[i - 2] = 1, ret = 0;
+		else if (ret)
+			fprintf(stderr, "rfs_names: %s: %s\n", argv[i], strerror(-ret));
+	}
+	if (fs_close(fs) && !ret)
 		ret = -EIO;
-	if (ret == 1)
-		ret = damage_raw(argv[1], argv[2]);
-	if (ret < 0)
-		fprintf(stderr, "rfs_names: %s: %s\n", argv[2], strerror(-ret));
+	for (i = 2; !ret && i < argc; i++)
+		if (raw[i - 2])
+			ret = damage_raw(argv[1], argv[i]);
 	return ret ? 1 : 0;
 }
