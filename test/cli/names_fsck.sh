@@ -134,7 +134,8 @@ all=(primary-sb backup-sb journal-sb errors inode-count next-ino no-root
 combos=0
 for round in $(seq 1 40); do
 	set --
-	for k in $(seq 1 $((2 + RANDOM % 3))); do set -- "$@" "${all[RANDOM % ${#all[@]}]}"; done
+	n=$((2 + RANDOM % 3)) # not inside $(...): a subshell reseeds RANDOM
+	for ((k = 0; k < n; k++)); do set -- "$@" "${all[RANDOM % ${#all[@]}]}"; done
 	"$MKFS" -q -f -s 8M "$img" >/dev/null
 	"$NAMES" "$img" "$@" 2>/dev/null || continue # a combination that cannot be made
 	combos=$((combos + 1))
