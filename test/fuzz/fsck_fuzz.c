@@ -3,9 +3,9 @@
  * fsck_fuzz.c - fsck.reflinkfs on damaged metadata, as a libFuzzer target.
  *
  * A base image is made once: 1 MiB of 1 KiB blocks (mkfs, then the small
- * namespace of test/tools/names_tree.h). Its metadata blocks are listed:
- * the superblock and backups, the free list block, the journal's first
- * blocks, every node of every tree. An input is a list of patches, each
+ * namespace of test/tools/names_tree.h and a clone with CoW staging). Its metadata blocks are
+ * listed: the superblock and backups, the free list block, the journal's first blocks, every node
+ * of every tree. An input is a list of patches, each
  *
  *   u8 block (index into that list, modulo its length)
  *   u8 flags (bit 0: recompute the block's checksum afterwards, so that
@@ -32,12 +32,18 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
+#include "alloc.h"
+#include "bmap.h"
 #include "dev.h"
+#include "dir.h"
 #include "fs.h"
 #include "fs_create.h"
 #include "fsck.h"
 #include "journal.h"
 #include "names_tree.h"
+#include "refcount.h"
 #include "util.h"
 
 #define IMAGE_BYTES  (1u << 20)
@@ -60,6 +66,38 @@ static int memfd_path(const char *name, char *path, size_t len)
 		die("memfd", errno);
 	snprintf(path, len, "/proc/self/fd/%d", fd);
 	return fd;
+}
+
+/* h: a clone of f's first extent (count 2 in the refcount tree, both
+ * flagged), with one block staged in its CoW fork, so that the refcount
+ * and staging checks have records to read. */
+static int add_clone(struct rfs_fs *fs, struct names_tree *t)
+{
+	struct rfs_extent e, staged = {.off = 0, .len = 1};
+	struct rfs_inode h;
+	extlen_t got;
+	int ret = bmap_find(fs, t->f.ino, RFS_FORK_DATA, 0, &e);
+
+	if (ret)
+		return ret;
+	inode_init_new(fs, &h, S_IFREG | 0644, 0, 0);
+	h.flags = t->f.flags = RFS_IFLAG_REFLINK;
+	h.nblocks = e.len;
+	h.size = (uint64_t)e.len << fs->sb.block_log;
+	ret = inode_insert(fs, &h);
+	if (!ret)
+		ret = inode_write(fs, &t->f);
+	if (!ret)
+		ret = dir_add(fs, RFS_ROOT_INO, "h", 1, h.ino, DT_REG, NULL);
+	if (!ret)
+		ret = bmap_map(fs, h.ino, RFS_FORK_DATA, &e);
+	if (!ret)
+		ret = refc_increment(fs, e.pblk, e.len);
+	if (!ret)
+		ret = alloc_extent(fs, 0, 1, 1, &staged.pblk, &got);
+	if (!ret)
+		ret = bmap_map(fs, h.ino, RFS_FORK_COW, &staged);
+	return ret ? ret : refc_cow_add(fs, staged.pblk, 1, h.ino);
 }
 
 static void make_base_image(const char *path)
@@ -85,6 +123,8 @@ static void make_base_image(const char *path)
 		ret = fs_open(dev, RFS_FS_NOJOURNAL, 4u << 20, &fs, why, sizeof(why));
 	if (!ret)
 		ret = names_tree_build(fs, &t);
+	if (!ret)
+		ret = add_clone(fs, &t);
 	if (ret || fs_close(fs))
 		die("building the namespace", ret ? ret : EIO);
 }
