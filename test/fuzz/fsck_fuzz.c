@@ -26,6 +26,7 @@
 #include "fsck_fuzz.h"
 
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -190,6 +191,13 @@ void fuzz_setup(void)
 		die("reading the base image", errno);
 	close(fd);
 	fuzz_base.work_fd = memfd_path("fsck-fuzz-work", fuzz_base.work, sizeof(fuzz_base.work));
+	if (getenv("FSCK_FUZZ_VERBOSE")) { /* which input byte picks which block */
+		unsigned i;
+		fprintf(stderr, "fsck_fuzz: %u metadata blocks:", fuzz_base.nmeta);
+		for (i = 0; i < fuzz_base.nmeta; i++)
+			fprintf(stderr, " %u:%" PRIu64, i, fuzz_base.meta[i]);
+		fprintf(stderr, "\n");
+	}
 }
 
 /* Writes the base with DATA's patches applied into the work memfd. */
