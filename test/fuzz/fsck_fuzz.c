@@ -22,6 +22,11 @@
  *
  * The same entry point runs under the normal gcc + ASan build through
  * fsck_fuzz_replay.c (saved inputs, and seeded random damage for CI).
+ *
+ * An input means something only against this base image: a change to it
+ * (names_tree.c, add_clone(), the geometry) must keep the saved inputs in
+ * test/fuzz/corpus/ hitting what they hit. FSCK_FUZZ_VERBOSE=1 prints
+ * the metadata block list, to re-aim an input's block byte.
  */
 #include "fsck_fuzz.h"
 
