@@ -13,7 +13,9 @@
  *   u16 offset in the block (little-endian, modulo the block size)
  *   u8 length (modulo 33), then that many bytes written there
  *
- * preceded by one byte of mode (bit 0: also repair). Each input runs
+ * preceded by one byte of mode (bit 0: also repair; bit 1: start from the
+ * journaled base, a crash image with a committed transaction in its log,
+ * see make_journaled()). Each input runs
  * fsck -n on a copy of the base with the patches applied (in a memfd: no
  * disk I/O); with bit 0, fsck -y, and if that says all was fixed (exit 0
  * or 1), fsck -fn must find the image clean. Anything else (a crash, a
@@ -54,7 +56,7 @@
 
 #define IMAGE_BYTES  (1u << 20)
 #define BLOCK_LOG    10
-#define JOURNAL_SCAN 8 /* journal blocks offered: its superblock and the first log blocks */
+#define JOURNAL_SCAN 16 /* journal blocks offered: its superblock and the first log blocks */
 
 struct fuzz_base fuzz_base;
 
@@ -135,19 +137,21 @@ static void make_base_image(const char *path)
 		die("building the namespace", ret ? ret : EIO);
 }
 
-static void add_meta(fsblock_t b)
+static void add_meta(struct fuzz_image *img, fsblock_t b)
 {
-	if (fuzz_base.nmeta < FUZZ_MAX_META)
-		fuzz_base.meta[fuzz_base.nmeta++] = b;
+	if (img->nmeta < FUZZ_MAX_META)
+		img->meta[img->nmeta++] = b;
 }
 
 static void on_node(void *arg, const struct rfs_btree *t, fsblock_t blkno, unsigned level)
 {
-	(void)arg, (void)t, (void)level;
-	add_meta(blkno);
+	(void)t, (void)level;
+	add_meta(arg, blkno);
 }
 
-static void list_metadata(const char *path)
+/* The metadata blocks of the image at PATH (after replaying its log, in
+ * memory: the nodes a replay writes are listed where they end up). */
+static void list_metadata(const char *path, struct fuzz_image *img)
 {
 	struct rfs_btree *trees[7];
 	struct rfs_dev *dev;
@@ -160,18 +164,18 @@ static void list_metadata(const char *path)
 		ret = fs_open(dev, RFS_FS_RDONLY, 4u << 20, &fs, why, sizeof(why));
 	if (ret)
 		die("opening the base image", ret);
-	add_meta(0);
-	add_meta(fs->sb.freelist_blkno);
+	add_meta(img, 0);
+	add_meta(img, fs->sb.freelist_blkno);
 	for (i = 0; i < JOURNAL_SCAN; i++)
-		add_meta(fs->sb.journal_start + i);
-	fuzz_base.log_start = fs->sb.journal_start + 1;
-	fuzz_base.log_end = fs->sb.journal_start + JOURNAL_SCAN;
+		add_meta(img, fs->sb.journal_start + i);
+	img->log_start = fs->sb.journal_start + 1;
+	img->log_end = fs->sb.journal_start + JOURNAL_SCAN;
 	for (i = 0; i < RFS_NR_BACKUPS; i++)
-		add_meta(fs->sb.backup[i]);
+		add_meta(img, fs->sb.backup[i]);
 	trees[0] = &fs->bno, trees[1] = &fs->cnt, trees[2] = &fs->inodes, trees[3] = &fs->dirs;
 	trees[4] = &fs->bmap, trees[5] = &fs->xattrs, trees[6] = &fs->refc;
 	for (i = 0; i < 7; i++) {
-		struct rfs_btree_check chk = {.visit_node = on_node};
+		struct rfs_btree_check chk = {.visit_node = on_node, .arg = img};
 		btree_check(trees[i], &chk);
 	}
 	fuzz_base.bsize = fs->sb.bsize;
@@ -179,34 +183,88 @@ static void list_metadata(const char *path)
 	fs_close(fs);
 }
 
+static void read_image(int fd, struct fuzz_image *img)
+{
+	img->bytes = malloc(IMAGE_BYTES);
+	if (!img->bytes || pread(fd, img->bytes, IMAGE_BYTES, 0) != IMAGE_BYTES)
+		die("reading a base image", errno);
+}
+
+/*
+ * The plain base as a crash would leave it after one more file: mounted
+ * with the journal, "j" made in a committed transaction whose blocks are
+ * in the log only (no checkpoint). fsck replays it first, with -n in
+ * memory, so damage to the log reaches recovery.
+ */
+static void make_journaled(int fd, const char *path)
+{
+	struct rfs_inode j;
+	struct rfs_handle *h;
+	struct rfs_dev *dev;
+	struct rfs_fs *fs;
+	char why[200];
+	int ret = dev_open_file(path, 0, 0, &dev);
+
+	if (!ret)
+		ret = fs_open(dev, 0, 4u << 20, &fs, why, sizeof(why));
+	if (!ret)
+		ret = txn_start(fs, 64, &h);
+	if (ret)
+		die("mounting the base image", ret);
+	inode_init_new(fs, &j, S_IFREG | 0644, 0, 0);
+	ret = inode_insert(fs, &j);
+	if (!ret)
+		ret = dir_add(fs, RFS_ROOT_INO, "j", 1, j.ino, DT_REG, NULL);
+	if (!ret)
+		ret = txn_stop(h);
+	if (!ret)
+		ret = journal_commit(fs);
+	if (ret)
+		die("a journaled change", ret);
+	read_image(fd, &fuzz_base.img[FUZZ_JOURNALED]); /* before close checkpoints */
+	fs_close(fs);
+	if (pwrite(fd, fuzz_base.img[FUZZ_JOURNALED].bytes, IMAGE_BYTES, 0) != IMAGE_BYTES)
+		die("writing the journaled image", errno);
+	list_metadata(path, &fuzz_base.img[FUZZ_JOURNALED]);
+}
+
+static void print_metadata(void)
+{
+	unsigned i, k;
+
+	for (k = 0; k < FUZZ_IMAGES; k++) {
+		const struct fuzz_image *img = &fuzz_base.img[k];
+		fprintf(stderr, "fsck_fuzz: %s base, %u metadata blocks:",
+			k == FUZZ_PLAIN ? "plain" : "journaled", img->nmeta);
+		for (i = 0; i < img->nmeta; i++)
+			fprintf(stderr, " %u:%" PRIu64, i, img->meta[i]);
+		fprintf(stderr, "\n");
+	}
+}
+
 void fuzz_setup(void)
 {
 	char path[64];
 	int fd;
 
-	if (fuzz_base.image)
+	if (fuzz_base.img[FUZZ_PLAIN].bytes)
 		return;
 	if (!getenv("FSCK_FUZZ_VERBOSE") && !freopen("/dev/null", "w", stdout))
 		die("stdout", errno);
+	rfs_log_set_level(RFS_LOG_ERR); /* as fsck sets it */
 	fd = memfd_path("fsck-fuzz-base", path, sizeof(path));
 	make_base_image(path);
-	list_metadata(path);
-	fuzz_base.image = malloc(IMAGE_BYTES);
-	if (!fuzz_base.image || pread(fd, fuzz_base.image, IMAGE_BYTES, 0) != IMAGE_BYTES)
-		die("reading the base image", errno);
+	list_metadata(path, &fuzz_base.img[FUZZ_PLAIN]);
+	read_image(fd, &fuzz_base.img[FUZZ_PLAIN]);
+	make_journaled(fd, path);
 	close(fd);
 	fuzz_base.work_fd = memfd_path("fsck-fuzz-work", fuzz_base.work, sizeof(fuzz_base.work));
-	if (getenv("FSCK_FUZZ_VERBOSE")) { /* which input byte picks which block */
-		unsigned i;
-		fprintf(stderr, "fsck_fuzz: %u metadata blocks:", fuzz_base.nmeta);
-		for (i = 0; i < fuzz_base.nmeta; i++)
-			fprintf(stderr, " %u:%" PRIu64, i, fuzz_base.meta[i]);
-		fprintf(stderr, "\n");
-	}
+	if (getenv("FSCK_FUZZ_VERBOSE")) /* which input byte picks which block */
+		print_metadata();
 }
 
-/* Writes the base with DATA's patches applied into the work memfd. */
-static void build_image(const uint8_t *data, size_t size)
+/* Writes base IMG with DATA's patches applied into the work memfd. */
+static void build_image(const struct fuzz_image *base, const uint8_t *data, size_t size)
 {
 	static uint8_t *img;
 	uint32_t bsize = fuzz_base.bsize;
@@ -214,9 +272,9 @@ static void build_image(const uint8_t *data, size_t size)
 
 	if (!img && !(img = malloc(IMAGE_BYTES)))
 		die("malloc", ENOMEM);
-	memcpy(img, fuzz_base.image, IMAGE_BYTES);
+	memcpy(img, base->bytes, IMAGE_BYTES);
 	while (pos + 5 <= size) {
-		fsblock_t b = fuzz_base.meta[data[pos] % fuzz_base.nmeta];
+		fsblock_t b = base->meta[data[pos] % base->nmeta];
 		int fix_crc = data[pos + 1] & 1;
 		uint32_t off = (data[pos + 2] | (uint32_t)data[pos + 3] << 8) % bsize;
 		size_t len = data[pos + 4] % 33, i;
@@ -244,8 +302,11 @@ int fuzz_fsck(const char *opt)
 
 int fuzz_one(const uint8_t *data, size_t size, struct fuzz_result *r)
 {
+	int journaled = size && (data[0] & 2);
+
 	fuzz_setup();
-	build_image(size ? data + 1 : data, size ? size - 1 : 0);
+	build_image(&fuzz_base.img[journaled ? FUZZ_JOURNALED : FUZZ_PLAIN], size ? data + 1 : data,
+		    size ? size - 1 : 0);
 	memset(r, 0, sizeof(*r));
 	r->check = fuzz_fsck("-n");
 	r->repair = r->after = -1;

@@ -14,11 +14,18 @@
 
 #define FUZZ_MAX_META 256
 
-struct fuzz_base {
-	uint8_t *image;		       /* the undamaged base image */
-	fsblock_t meta[FUZZ_MAX_META]; /* its metadata blocks */
+/* A base image and where its metadata is. */
+struct fuzz_image {
+	uint8_t *bytes;
+	fsblock_t meta[FUZZ_MAX_META];
 	unsigned nmeta;
-	fsblock_t log_start, log_end; /* [ , ) journal log blocks among them */
+	fsblock_t log_start, log_end; /* [ , ) journal log blocks among meta */
+};
+
+enum { FUZZ_PLAIN, FUZZ_JOURNALED, FUZZ_IMAGES };
+
+struct fuzz_base {
+	struct fuzz_image img[FUZZ_IMAGES];
 	uint32_t bsize, uuid_seed;
 	int work_fd;   /* memfd fsck runs on */
 	char work[64]; /* its path */

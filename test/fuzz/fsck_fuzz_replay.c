@@ -98,7 +98,7 @@ static size_t random_input(uint64_t *s, uint8_t *in, int *stale_crc)
 					would cover an earlier one's stale crc */
 	size_t pos = 0;
 
-	in[pos++] = 1; /* repair too */
+	in[pos++] = 1; /* repair too, on the plain base */
 	*stale_crc = !fix;
 	for (p = 0; p < npatch; p++) {
 		unsigned idx, len = 1 + (unsigned)(rng(s) % 8), i;
@@ -106,9 +106,10 @@ static size_t random_input(uint64_t *s, uint8_t *in, int *stale_crc)
 		fsblock_t b;
 
 		do { /* not the log's unused blocks: nothing reads them */
-			idx = (unsigned)(rng(s) % fuzz_base.nmeta);
-			b = fuzz_base.meta[idx];
-		} while (b >= fuzz_base.log_start && b < fuzz_base.log_end);
+			idx = (unsigned)(rng(s) % fuzz_base.img[FUZZ_PLAIN].nmeta);
+			b = fuzz_base.img[FUZZ_PLAIN].meta[idx];
+		} while (b >= fuzz_base.img[FUZZ_PLAIN].log_start &&
+			 b < fuzz_base.img[FUZZ_PLAIN].log_end);
 		if (off + len > fuzz_base.bsize)
 			off = fuzz_base.bsize - len;
 		in[pos++] = (uint8_t)idx;
@@ -117,7 +118,7 @@ static size_t random_input(uint64_t *s, uint8_t *in, int *stale_crc)
 		in[pos++] = (uint8_t)(off >> 8);
 		in[pos++] = (uint8_t)len;
 		for (i = 0; i < len; i++)
-			in[pos++] = fuzz_base.image[b * fuzz_base.bsize + off + i] ^
+			in[pos++] = fuzz_base.img[FUZZ_PLAIN].bytes[b * fuzz_base.bsize + off + i] ^
 				    (uint8_t)(1 + rng(s) % 255);
 	}
 	return pos;
