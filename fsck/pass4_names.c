@@ -668,6 +668,9 @@ int pass4_names(struct fsck_ctx *ctx)
 	if (!ctx->trees_ok[RFS_TREE_INODE] || !ctx->trees_ok[RFS_TREE_DIR]) {
 		printf("%s: inode or directory tree damaged: names and link counts not checked\n",
 		       ctx->image);
+		for (i = 0; ctx->trees_ok[RFS_TREE_DIR] && i < ctx->ndents; i++)
+			if (ctx->dents[i].bad_key && ctx->dents[i].dir != RFS_ORPHAN_DIR)
+				check_entry_key(ctx, &ctx->dents[i]); /* needs the names only */
 		return 0;
 	}
 	if (ctx->verbose)
