@@ -191,13 +191,17 @@ static void print_summary(const struct fsck_ctx *ctx)
 	uint64_t used = sb->block_count - sb->free_blocks;
 	char total[32];
 
-	printf("%s: %s, %zu inodes, %" PRIu64 "/%" PRIu64 " blocks used (%.1f%% of %s)\n",
+	printf("%s: %s, %zu inodes (%.1f%% non-contiguous), %" PRIu64 "/%" PRIu64
+	       " blocks used (%.1f%% of %s), %" PRIu64 " shared\n",
 	       ctx->image,
 	       !ctx->problems		     ? "clean"
 	       : ctx->problems == ctx->fixed ? "all problems fixed"
 					     : "problems left uncorrected",
-	       ctx->ninodes, used, sb->block_count, 100.0 * (double)used / (double)sb->block_count,
-	       cli_human_size(sb->block_count << sb->block_log, total, sizeof(total)));
+	       ctx->ninodes,
+	       ctx->ninodes ? 100.0 * (double)ctx->fragmented / (double)ctx->ninodes : 0.0, used,
+	       sb->block_count, 100.0 * (double)used / (double)sb->block_count,
+	       cli_human_size(sb->block_count << sb->block_log, total, sizeof(total)),
+	       ctx->shared_blocks);
 }
 
 static int exit_code(const struct fsck_ctx *ctx)
@@ -207,7 +211,48 @@ static int exit_code(const struct fsck_ctx *ctx)
 	return ctx->fixed ? FSCK_EXIT_FIXED : FSCK_EXIT_OK;
 }
 
-int main(int argc, char **argv)
+static void free_ctx(struct fsck_ctx *ctx)
+{
+	free(ctx->claims.v);
+	free(ctx->cnt_extents.v);
+	free(ctx->inodes);
+	free(ctx->dents);
+	free(ctx->exts);
+	free(ctx->data_exts.v);
+	free(ctx->cow_exts.v);
+	free(ctx->shared.v);
+	free(ctx->staging.v);
+	free(ctx->repair.forks);
+}
+
+int fsck_run(struct fsck_ctx *ctx, struct rfs_dev *dev)
+{
+	int ret = pass1_super(ctx, dev);
+
+	if (!ret)
+		ret = pass2_trees(ctx);
+	if (!ret)
+		ret = pass3_space(ctx);
+	if (!ret)
+		ret = pass4_names(ctx);
+	if (!ret)
+		pass1_finish(ctx);
+	if (ctx->fs) {
+		fsck_progress_clear(ctx);
+		if (!ret)
+			print_summary(ctx);
+		/* Repairs reach the image only here: a failure is not clean. */
+		if (fs_close(ctx->fs) && !ret) {
+			fprintf(stderr, "%s: writing the repairs failed\n", ctx->image);
+			ret = FSCK_EXIT_OPERROR;
+		}
+		ctx->fs = NULL;
+	}
+	free_ctx(ctx);
+	return ret ? ret : exit_code(ctx);
+}
+
+int fsck_main(int argc, char **argv)
 {
 	struct fsck_ctx ctx;
 	struct rfs_dev *dev;
@@ -218,29 +263,12 @@ int main(int argc, char **argv)
 	ret = parse_args(argc, argv, &ctx);
 	if (!ret)
 		ret = open_image(&ctx, &dev);
-	if (!ret)
-		ret = pass1_super(&ctx, dev);
-	if (!ret)
-		ret = pass2_trees(&ctx);
-	if (!ret)
-		ret = pass3_space(&ctx);
-	if (!ret)
-		ret = pass4_names(&ctx);
-	if (ctx.fs) {
-		fsck_progress_clear(&ctx);
-		if (!ret)
-			print_summary(&ctx);
-		fs_close(ctx.fs);
-	}
-	free(ctx.claims.v);
-	free(ctx.cnt_extents.v);
-	free(ctx.inodes);
-	free(ctx.dents);
-	free(ctx.exts);
-	free(ctx.data_exts.v);
-	free(ctx.cow_exts.v);
-	free(ctx.shared.v);
-	free(ctx.staging.v);
-	free(ctx.repair.forks);
-	return ret ? ret : exit_code(&ctx);
+	return ret ? ret : fsck_run(&ctx, dev);
 }
+
+#ifndef RFS_FSCK_NO_MAIN /* the fuzz target calls fsck_main itself */
+int main(int argc, char **argv)
+{
+	return fsck_main(argc, argv);
+}
+#endif

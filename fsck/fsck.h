@@ -80,6 +80,13 @@ struct ino_info {
 	uint8_t orphan;		   /* on the orphan list */
 	uint8_t symlink_inline_ok; /* symlinks: inline length matches the size */
 	uint8_t reflink;	   /* RFS_IFLAG_REFLINK is set */
+	/* pass 4 (names): */
+	size_t name;	       /* directories: 1 + index of the entry kept */
+	uint8_t parent_names;  /* directories: an entry in its parent names it */
+	uint8_t cleared;       /* pass 4 freed it */
+	uint8_t inline_bad;    /* INODE_BAD reported, pass 4 to repair it */
+	uint8_t climb;	       /* on the parent chain being climbed */
+	uint8_t lost_reported; /* DIR_UNREACHABLE said of it */
 };
 
 /* What pass 4 needs of each extent or attribute owner, in tree order. */
@@ -110,6 +117,9 @@ struct ivals {
 struct dent_info {
 	rfs_ino_t dir, ino;
 	uint8_t ftype;
+	uint64_t cookie; /* the entry's key in its directory */
+	uint8_t bad_key; /* orphan list: cookie != inode; else: wrong hash */
+	uint8_t gone;	 /* pass 4 removed (or will ignore) it */
 };
 
 /* Repairs of blocks, space, trees and refcounts (repair_space.c). Passes
@@ -165,6 +175,11 @@ struct fsck_ctx {
 	int trees_ok[RFS_TREE_MAX];
 	struct repair repair;
 	struct fsck_progress progress; /* -C */
+	/* superblock and names (pass1_super.c, pass4_names.c, repair_names.c) */
+	int journal_sb_reported; /* JOURNAL_SB_BAD already reported */
+	int journal_sb_fix;	 /* ... and -y/-p said to rewrite it */
+	uint64_t fragmented;	 /* inodes whose data is not one contiguous run */
+	uint64_t shared_blocks;	 /* blocks with a refcount record of 2 or more */
 };
 
 int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner);
@@ -177,6 +192,25 @@ int pass2_trees(struct fsck_ctx *ctx);
 int pass3_space(struct fsck_ctx *ctx);
 void pass3_refcounts(struct fsck_ctx *ctx); /* called by pass3_space */
 int pass4_names(struct fsck_ctx *ctx);
+/* After every pass: clears the recorded errors if all that was found was
+ * fixed (pass1_super.c). */
+void pass1_finish(struct fsck_ctx *ctx);
+/* The passes and summary on an opened image (DEV consumed): fsck.c. */
+int fsck_run(struct fsck_ctx *ctx, struct rfs_dev *dev);
+int fsck_main(int argc, char **argv);
+
+/* repair_names.c: pass 4's writes; 0 or a negative errno (reported). */
+int repair_remove_entry(struct fsck_ctx *ctx, const struct dent_info *d);
+int repair_entry_ftype(struct fsck_ctx *ctx, struct dent_info *d, uint8_t ftype);
+int repair_entry_rehash(struct fsck_ctx *ctx, struct dent_info *d);
+int repair_parent(struct fsck_ctx *ctx, rfs_ino_t ino, rfs_ino_t parent);
+int repair_nlink(struct fsck_ctx *ctx, rfs_ino_t ino, uint32_t nlink);
+int repair_make_dir(struct fsck_ctx *ctx, rfs_ino_t ino, rfs_ino_t parent, uint32_t perm);
+int repair_add_name(struct fsck_ctx *ctx, rfs_ino_t dir, const char *name, rfs_ino_t ino,
+		    uint8_t ftype);
+int repair_clear_inode(struct fsck_ctx *ctx, rfs_ino_t ino);
+int repair_orphan_entry(struct fsck_ctx *ctx, rfs_ino_t ino);
+int repair_inline(struct fsck_ctx *ctx, rfs_ino_t ino);
 
 /* repair_space.c */
 /* Reports CODE through fix_problem(); if approved, notes the repair that

@@ -110,10 +110,12 @@ static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 	ii->symlink_inline_ok = inode.inline_type == RFS_INLINE_SYMLINK
 					? inode.inline_len == inode.size
 					: inode.inline_type == RFS_INLINE_NONE && inode.size < 4096;
+	/* repaired by pass 4 (the tree cannot change during this walk) */
 	if (inode.inline_type > RFS_INLINE_SYMLINK ||
 	    (inode.inline_type == RFS_INLINE_SYMLINK && !S_ISLNK(inode.mode)))
-		fix_problem(ctx, PR_INODE_BAD, "inode %" PRIu64 ": inline data of type %u",
-			    inode.ino, inode.inline_type);
+		ii->inline_bad = (uint8_t)fix_problem(ctx, PR_INODE_BAD,
+						      "inode %" PRIu64 ": inline data of type %u",
+						      inode.ino, inode.inline_type);
 }
 
 static void add_ext_info(struct fsck_ctx *ctx, rfs_ino_t ino, uint64_t len, enum ext_kind kind)
@@ -171,6 +173,8 @@ static void rec_refc(struct fsck_ctx *ctx, const uint8_t *rec)
 		ivals_add(&ctx->staging, le64_get(r.start), le32_get(r.len), le64_get(r.owner));
 }
 
+/* Pass 4 reports and repairs a wrong key (it may rewrite the tree, which
+ * cannot happen during this walk). */
 static void rec_dirent(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 {
 	struct rfs_dirent d;
@@ -180,18 +184,17 @@ static void rec_dirent(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 	(void)len;
 	memcpy(&d, rec, sizeof(d));
 	hash = dir_name_hash(ctx->fs->sb.hash_seed, rec + sizeof(d), d.namelen);
-	if (le64_get(d.key.dir) == RFS_ORPHAN_DIR) {
-		if (le64_get(d.key.cookie) != le64_get(d.ino))
-			fix_problem(ctx, PR_ORPHAN_BAD, "entry %" PRIu64 " names inode %" PRIu64,
-				    le64_get(d.key.cookie), le64_get(d.ino));
-	} else if ((le64_get(d.key.cookie) >> RFS_DIR_SEQ_BITS) != hash)
-		fix_problem(ctx, PR_DIRENT_HASH_WRONG, "directory %" PRIu64 ", entry '%.*s'",
-			    le64_get(d.key.dir), (int)d.namelen, (const char *)rec + sizeof(d));
 	grow((void **)&ctx->dents, &ctx->cap_dents, ctx->ndents, sizeof(*ctx->dents));
 	di = &ctx->dents[ctx->ndents++];
+	memset(di, 0, sizeof(*di));
 	di->dir = le64_get(d.key.dir);
 	di->ino = le64_get(d.ino);
 	di->ftype = d.ftype;
+	di->cookie = le64_get(d.key.cookie);
+	if (di->dir == RFS_ORPHAN_DIR)
+		di->bad_key = di->cookie != di->ino;
+	else
+		di->bad_key = (di->cookie >> RFS_DIR_SEQ_BITS) != hash;
 }
 
 /* Attributes of one inode are contiguous: remember each owner once, as a

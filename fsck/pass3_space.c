@@ -157,7 +157,8 @@ static void compare_free_trees(struct fsck_ctx *ctx)
 	const struct claims *cl = &ctx->claims;
 	size_t i = 0, j = 0;
 
-	qsort(cnt->v, cnt->n, sizeof(*cnt->v), cmp_claim);
+	if (cnt->n) /* an empty cnt tree gave no array, and qsort wants one */
+		qsort(cnt->v, cnt->n, sizeof(*cnt->v), cmp_claim);
 	for (;;) {
 		while (i < cl->n && cl->v[i].owner != CLAIM_FREE)
 			i++;

@@ -2,12 +2,16 @@
 /*
  * problem.c - the problem table and fix_problem().
  *
- * Repairs: journal replay (pass 1, before any check), the reflink
- * feature bit and inode flags (one bit each, never wrong to set), and the
- * blocks, free space, trees and refcounts (repair_space.c, decided by
- * passes 2-3 through repair_problem()). An entry still PR_NO_REPAIR has no
- * repair in this version, and fix_problem() says so plainly instead of
- * pretending.
+ * Repairs: a journal that needs replay (the replay itself happens in pass 1
+ * before any check), a missing reflink feature bit and a missing inode
+ * reflink flag (each one bit whose setting can never make an image worse),
+ * the blocks, free space, trees and refcounts (repair_space.c, decided by
+ * passes 2-3 through repair_problem()), and the superblock and names side
+ * (pass1_super.c, pass4_names.c, repair_names.c). PR_PREEN_OK marks what
+ * e2fsck -p also fixes unasked: summary counts, backups, link counts, the
+ * orphan list, entry types, leaked blocks. Every entry still PR_NO_REPAIR
+ * has no repair in this version, and fix_problem() says so plainly
+ * instead of pretending.
  */
 #include "problem.h"
 
@@ -19,12 +23,12 @@
 #define NR PR_NO_REPAIR
 
 static const struct problem_def table[PR_COUNT] = {
-	[PR_SB_PRIMARY_BAD] = {"SB_PRIMARY_BAD", "primary superblock is damaged", NR},
-	[PR_SB_BACKUP_BAD] = {"SB_BACKUP_BAD", "backup superblock is damaged", NR},
+	[PR_SB_PRIMARY_BAD] = {"SB_PRIMARY_BAD", "primary superblock is damaged", 0},
+	[PR_SB_BACKUP_BAD] = {"SB_BACKUP_BAD", "backup superblock is damaged", PR_PREEN_OK},
 	[PR_SB_BACKUP_DIFFERS] = {"SB_BACKUP_DIFFERS",
 				  "backup superblock disagrees with the "
 				  "primary",
-				  NR},
+				  PR_PREEN_OK},
 	[PR_SB_FEATURE_UNKNOWN] = {"SB_FEATURE_UNKNOWN",
 				   "filesystem uses a feature this fsck "
 				   "does not know",
@@ -32,8 +36,8 @@ static const struct problem_def table[PR_COUNT] = {
 	[PR_SB_ERRORS_RECORDED] = {"SB_ERRORS_RECORDED",
 				   "the filesystem recorded errors while "
 				   "mounted",
-				   NR},
-	[PR_JOURNAL_SB_BAD] = {"JOURNAL_SB_BAD", "journal superblock is damaged", NR},
+				   PR_PREEN_OK},
+	[PR_JOURNAL_SB_BAD] = {"JOURNAL_SB_BAD", "journal superblock is damaged", 0},
 	[PR_JOURNAL_NEEDS_RECOVERY] = {"JOURNAL_NEEDS_RECOVERY",
 				       "the journal holds transactions "
 				       "to replay",
@@ -57,34 +61,35 @@ static const struct problem_def table[PR_COUNT] = {
 	[PR_FREE_TREES_DIFFER] = {"FREE_TREES_DIFFER", "the two free-space trees disagree",
 				  PR_PREEN_OK},
 	[PR_INODE_COUNT_WRONG] = {"INODE_COUNT_WRONG", "inode count in the superblock is wrong",
-				  NR},
-	[PR_NEXT_INO_TOO_LOW] = {"NEXT_INO_TOO_LOW", "next inode number is already in use", NR},
-	[PR_ROOT_BAD] = {"ROOT_BAD", "root directory is missing or not a directory", NR},
-	[PR_LOST_FOUND_BAD] = {"LOST_FOUND_BAD", "lost+found is missing or not a directory", NR},
+				  PR_PREEN_OK},
+	[PR_NEXT_INO_TOO_LOW] = {"NEXT_INO_TOO_LOW", "next inode number is already in use",
+				 PR_PREEN_OK},
+	[PR_ROOT_BAD] = {"ROOT_BAD", "root directory is missing or not a directory", 0},
+	[PR_LOST_FOUND_BAD] = {"LOST_FOUND_BAD", "lost+found is missing or not a directory", 0},
 	[PR_DIRENT_IN_NON_DIR] = {"DIRENT_IN_NON_DIR",
 				  "directory entry in something that is "
 				  "not a directory",
-				  NR},
+				  0},
 	[PR_DIRENT_TARGET_MISSING] = {"DIRENT_TARGET_MISSING",
 				      "directory entry points to a "
 				      "missing inode",
-				      NR},
+				      0},
 	[PR_DIRENT_FTYPE_WRONG] = {"DIRENT_FTYPE_WRONG",
 				   "directory entry has the wrong file "
 				   "type",
-				   NR},
+				   PR_PREEN_OK},
 	[PR_DIRENT_HASH_WRONG] = {"DIRENT_HASH_WRONG",
 				  "directory entry is filed under the wrong "
 				  "hash",
-				  NR},
-	[PR_DIR_MULTIPLY_LINKED] = {"DIR_MULTIPLY_LINKED", "directory has more than one name", NR},
-	[PR_DIR_PARENT_WRONG] = {"DIR_PARENT_WRONG", "directory's parent (..) is wrong", NR},
-	[PR_DIR_UNREACHABLE] = {"DIR_UNREACHABLE", "directory is not reachable from the root", NR},
-	[PR_INODE_UNREACHABLE] = {"INODE_UNREACHABLE", "inode has no name", NR},
-	[PR_NLINK_WRONG] = {"NLINK_WRONG", "inode link count is wrong", NR},
-	[PR_INODE_BAD] = {"INODE_BAD", "inode record is inconsistent", NR},
-	[PR_ORPHAN_BAD] = {"ORPHAN_BAD", "orphan list entry is wrong", NR},
-	[PR_SYMLINK_BAD] = {"SYMLINK_BAD", "symbolic link target is malformed", NR},
+				  0},
+	[PR_DIR_MULTIPLY_LINKED] = {"DIR_MULTIPLY_LINKED", "directory has more than one name", 0},
+	[PR_DIR_PARENT_WRONG] = {"DIR_PARENT_WRONG", "directory's parent (..) is wrong", 0},
+	[PR_DIR_UNREACHABLE] = {"DIR_UNREACHABLE", "directory is not reachable from the root", 0},
+	[PR_INODE_UNREACHABLE] = {"INODE_UNREACHABLE", "inode has no name", 0},
+	[PR_NLINK_WRONG] = {"NLINK_WRONG", "inode link count is wrong", PR_PREEN_OK},
+	[PR_INODE_BAD] = {"INODE_BAD", "inode record is inconsistent", 0},
+	[PR_ORPHAN_BAD] = {"ORPHAN_BAD", "orphan list entry is wrong", PR_PREEN_OK},
+	[PR_SYMLINK_BAD] = {"SYMLINK_BAD", "symbolic link target is malformed", 0},
 	[PR_EXTENT_NO_INODE] = {"EXTENT_NO_INODE", "file extents or attributes belong to no inode",
 				0},
 	[PR_NBLOCKS_WRONG] = {"NBLOCKS_WRONG", "inode block count disagrees with its extents", 0},

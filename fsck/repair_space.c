@@ -627,10 +627,15 @@ void repair_space(struct fsck_ctx *ctx)
 	gather_hard(&p);
 	plan_forks(&p);
 	ret = apply(&p, &step);
-	if (ret)
+	if (ret) {
 		printf("%s: repair failed while %s: %s\n", ctx->image, step, strerror(-ret));
-	else
+	} else {
 		ctx->fixed += r->approved;
+		/* rebuilt, hence sound: pass 4's repairs may allocate and free */
+		ctx->trees_ok[RFS_TREE_BNO] = ctx->trees_ok[RFS_TREE_CNT] = 1;
+		if (p.refcount)
+			ctx->trees_ok[RFS_TREE_REFC] = 1;
+	}
 	free(p.hard.v);
 	free(p.data.v);
 	free(p.runs.v);

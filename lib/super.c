@@ -270,6 +270,13 @@ int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_
 	return ret;
 }
 
+int sb_write_primary(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid)
+{
+	int ret = sb_write_at(dev, sb, 0, tid);
+
+	return ret ? ret : dev_flush(dev);
+}
+
 void sb_note_error(struct rfs_sb_info *sb, uint32_t err, uint64_t now)
 {
 	if (!sb->err_count++) {

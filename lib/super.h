@@ -68,6 +68,9 @@ int sb_find_backup(struct rfs_dev *dev, struct rfs_sb_info *sb, fsblock_t *found
 int sb_write_at(struct rfs_dev *dev, const struct rfs_sb_info *sb, fsblock_t blkno, rfs_tid_t tid);
 /* Writes SB to every backup location directly (not through the cache). */
 int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid);
+/* Writes SB as the primary (block 0) directly and flushes: fsck restoring
+ * a damaged primary from a backup before it opens the filesystem. */
+int sb_write_primary(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid);
 
 /* Records error ERR (a positive errno) at time NOW in SB's error fields
  * and marks it as needing fsck (RFS_STATE_ERROR). */
