@@ -211,8 +211,18 @@ static int exit_code(const struct fsck_ctx *ctx)
 	return ctx->fixed ? FSCK_EXIT_FIXED : FSCK_EXIT_OK;
 }
 
-static void free_ctx(struct fsck_ctx *ctx)
+/* Frees what the passes gathered and forgets it: all but the options, the
+ * problem counts and the progress display. */
+static void reset_ctx(struct fsck_ctx *ctx)
 {
+	struct fsck_ctx keep = {.image = ctx->image,
+				.mode = ctx->mode,
+				.force = ctx->force,
+				.verbose = ctx->verbose,
+				.problems = ctx->problems,
+				.fixed = ctx->fixed,
+				.progress = ctx->progress};
+
 	free(ctx->claims.v);
 	free(ctx->cnt_extents.v);
 	free(ctx->inodes);
@@ -223,9 +233,12 @@ static void free_ctx(struct fsck_ctx *ctx)
 	free(ctx->shared.v);
 	free(ctx->staging.v);
 	free(ctx->repair.forks);
+	*ctx = keep;
 }
 
-int fsck_run(struct fsck_ctx *ctx, struct rfs_dev *dev)
+/* One check of the image (DEV consumed): passes 1-4, or 1-3 when pass 3
+ * asks for a restart. Returns an exit code if it cannot go on, else 0. */
+static int check_once(struct fsck_ctx *ctx, struct rfs_dev *dev)
 {
 	int ret = pass1_super(ctx, dev);
 
@@ -233,13 +246,13 @@ int fsck_run(struct fsck_ctx *ctx, struct rfs_dev *dev)
 		ret = pass2_trees(ctx);
 	if (!ret)
 		ret = pass3_space(ctx);
-	if (!ret)
+	if (!ret && !ctx->restart)
 		ret = pass4_names(ctx);
-	if (!ret)
+	if (!ret && !ctx->restart)
 		pass1_finish(ctx);
 	if (ctx->fs) {
 		fsck_progress_clear(ctx);
-		if (!ret)
+		if (!ret && !ctx->restart)
 			print_summary(ctx);
 		/* Repairs reach the image only here: a failure is not clean. */
 		if (fs_close(ctx->fs) && !ret) {
@@ -248,7 +261,24 @@ int fsck_run(struct fsck_ctx *ctx, struct rfs_dev *dev)
 		}
 		ctx->fs = NULL;
 	}
-	free_ctx(ctx);
+	return ret;
+}
+
+int fsck_run(struct fsck_ctx *ctx, struct rfs_dev *dev)
+{
+	int ret, restarts = 0;
+
+	for (;;) {
+		ret = check_once(ctx, dev);
+		if (ret || !ctx->restart || restarts++ == 2)
+			break;
+		reset_ctx(ctx);
+		printf("%s: restarting the check on the rebuilt trees\n", ctx->image);
+		ret = open_image(ctx, &dev);
+		if (ret)
+			break;
+	}
+	reset_ctx(ctx);
 	return ret ? ret : exit_code(ctx);
 }
 

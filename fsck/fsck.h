@@ -26,6 +26,11 @@
 #include "problem.h"
 #include "progress.h"
 
+/* The metadata cache: the passes walk each tree once, in order, and keep
+ * what they need in their own tables, so a small cache does (the kernel's
+ * page cache holds the image too). */
+#define FSCK_CACHE (16u << 20)
+
 enum fsck_mode { FSCK_NO, FSCK_PREEN, FSCK_YES };
 
 /* Exit codes of fsck(8). */
@@ -180,6 +185,10 @@ struct fsck_ctx {
 	int journal_sb_fix;	 /* ... and -y/-p said to rewrite it */
 	uint64_t fragmented;	 /* inodes whose data is not one contiguous run */
 	uint64_t shared_blocks;	 /* blocks with a refcount record of 2 or more */
+	/* A primary tree (inodes, names, extents, attributes) was rebuilt from
+	 * its readable records: what passes 2-4 gathered describes the old
+	 * tree, so the check starts again on the new one (e2fsck's restart). */
+	int restart;
 };
 
 int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner);

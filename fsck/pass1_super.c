@@ -245,7 +245,7 @@ static int open_fs(struct fsck_ctx *ctx, struct rfs_dev *dev)
 		return ret;
 	}
 open:
-	ret = fs_open_with_sb(dev, flags, RFS_DEFAULT_CACHE, &sb, &ctx->fs, why, sizeof(why));
+	ret = fs_open_with_sb(dev, flags, FSCK_CACHE, &sb, &ctx->fs, why, sizeof(why));
 	if (ret == -EOPNOTSUPP) {
 		fix_problem(ctx, PR_SB_FEATURE_UNKNOWN, "%s", why);
 		return FSCK_EXIT_UNCORRECTED;

@@ -635,6 +635,8 @@ void repair_space(struct fsck_ctx *ctx)
 		ctx->trees_ok[RFS_TREE_BNO] = ctx->trees_ok[RFS_TREE_CNT] = 1;
 		if (p.refcount)
 			ctx->trees_ok[RFS_TREE_REFC] = 1;
+		if (r->salvage)
+			ctx->restart = 1;
 	}
 	free(p.hard.v);
 	free(p.data.v);

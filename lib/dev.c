@@ -446,6 +446,14 @@ int dev_pwrite(struct rfs_dev *dev, const void *buf, size_t len, uint64_t off)
 	return ret;
 }
 
+void dev_prefetch(struct rfs_dev *dev, uint64_t off, size_t len)
+{
+	while (dev->overlay)
+		dev = dev->overlay->base;
+	if (dev->fd >= 0 && off < dev->size)
+		(void)posix_fadvise(dev->fd, (off_t)off, (off_t)len, POSIX_FADV_WILLNEED);
+}
+
 int dev_flush(struct rfs_dev *dev)
 {
 	int logging, ret;

@@ -64,6 +64,10 @@ void dev_close(struct rfs_dev *dev);
 
 int dev_pread(struct rfs_dev *dev, void *buf, size_t len, uint64_t off);
 int dev_pwrite(struct rfs_dev *dev, const void *buf, size_t len, uint64_t off);
+/* Hints that [OFF, OFF + LEN) will be read soon: the read starts in the
+ * background (page cache readahead) for file backends; nothing otherwise.
+ * Lets a walk of many scattered blocks keep the disk busy. */
+void dev_prefetch(struct rfs_dev *dev, uint64_t off, size_t len);
 /* Makes every completed write durable (fdatasync for files). */
 int dev_flush(struct rfs_dev *dev);
 
