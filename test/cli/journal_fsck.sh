@@ -7,26 +7,9 @@ set -u
 MKFS=$1
 FSCK=$2
 GEN=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/check.sh"
 img=$tmp/j.img
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-expect() {
-	local want=$1 what=$2; shift 2
-	"$@" >"$tmp/out" 2>&1
-	local got=$?
-	if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$tmp/out"; fi
-}
-expect_out() {
-	if grep -qE -- "$1" "$tmp/out"; then ok; else bad "$2: output lacks /$1/"; cat "$tmp/out"; fi
-}
-expect_no() {
-	if grep -qE -- "$1" "$tmp/out"; then bad "$2: output has /$1/"; cat "$tmp/out"; else ok; fi
-}
 # journal superblock: relative block 0 of the log, which starts at block 2
 jstart() { od -An -t u4 -j $((2 * ${2:-4096} + 56)) -N 4 "$1" | tr -d ' '; }
 

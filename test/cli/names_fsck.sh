@@ -9,29 +9,9 @@ set -u
 MKFS=$1
 FSCK=$2
 NAMES=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/check.sh"
 img=$tmp/n.img
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-expect() {
-	local want=$1 what=$2; shift 2
-	"$@" >"$tmp/out" 2>&1
-	local got=$?
-	if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$tmp/out"; fi
-}
-expect_out() {
-	if grep -qE -- "$1" "$tmp/out"; then ok; else bad "$2: output lacks /$1/"; cat "$tmp/out"; fi
-}
-# only_codes CODES WHAT: every [CODE] printed is one of CODES (a regex)
-only_codes() {
-	if grep -oE '\[[A-Z_]+\]' "$tmp/out" | grep -vqE "^\[($1)\]$"; then
-		bad "$2: unexpected problems"; cat "$tmp/out"
-	else ok; fi
-}
 # damaged DAMAGE: a fresh image with rfs_names' tree, damaged one way
 damaged() {
 	"$MKFS" -q -f -s 8M "$img" >/dev/null && "$NAMES" "$img" "$1" || bad "rfs_names $1"

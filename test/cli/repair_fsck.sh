@@ -10,29 +10,9 @@ set -u
 MKFS=$1
 FSCK=$2
 SHARE=$3
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
+. "$(dirname "$0")/check.sh"
 img=$tmp/r.img
 
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-expect() {
-	local want=$1 what=$2; shift 2
-	"$@" >"$tmp/out" 2>&1
-	local got=$?
-	if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$tmp/out"; fi
-}
-expect_out() {
-	if grep -qE -- "$1" "$tmp/out"; then ok; else bad "$2: output lacks /$1/"; cat "$tmp/out"; fi
-}
-# only_codes CODES WHAT: every [CODE] printed is one of CODES (a regex)
-only_codes() {
-	if grep -oE '\[[A-Z_]+\]' "$tmp/out" | grep -vqE "^\[($1)\]$"; then
-		bad "$2: unexpected problems"; cat "$tmp/out"
-	else ok; fi
-}
 # flip IMAGE BLOCK OFFSET: invert one byte of a 4 KiB block
 flip() {
 	local off=$(($2 * 4096 + $3)) b
