@@ -5,26 +5,7 @@
 set -u
 MKFS=$1
 FSCK=$2
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-
-# expect STATUS DESCRIPTION CMD...: runs CMD, output in $tmp/out
-expect() {
-	local want=$1 what=$2; shift 2
-	"$@" >"$tmp/out" 2>&1
-	local got=$?
-	if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; cat "$tmp/out"; fi
-}
-
-# expect_out PATTERN DESCRIPTION: the last command's output matches PATTERN
-expect_out() {
-	if grep -qE -- "$1" "$tmp/out"; then ok; else bad "$2: output lacks /$1/"; cat "$tmp/out"; fi
-}
+. "$(dirname "$0")/check.sh"
 
 # read_root IMAGE TREE: block number of tree TREE's root from the superblock
 read_root() {
