@@ -198,8 +198,8 @@ static int open_filesystem(struct rfs_mount *m)
 	struct rfs_dev *dev;
 	char why[256];
 	/* after `umount`, the last daemon may still be writing: wait for it */
-	int ret = cli_open_image(prog, m->opts.image, m->opts.readonly ? RFS_DEV_RDONLY : 0, 0, 30,
-				 &dev);
+	int ret = cli_open_image(prog, m->opts.image, m->opts.readonly ? RFS_DEV_RDONLY : 0, 0,
+				 CLI_WAIT_SECONDS, &dev);
 
 	if (ret == -EBUSY) {
 		rfs_log(RFS_LOG_ERR, "%s is in use (already mounted, or being checked)",

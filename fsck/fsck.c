@@ -18,9 +18,6 @@
 
 static const char *prog = "fsck.reflinkfs";
 
-/* How long to wait for a daemon that is still writing after umount. */
-#define WAIT_SECONDS 30
-
 static const char *const owner_names[CLAIM_OWNER_MAX] = {
 	[CLAIM_SUPER] = "a superblock",
 	[CLAIM_FREELIST_BLOCK] = "the free list block",
@@ -68,6 +65,27 @@ void ivals_add(struct ivals *l, fsblock_t start, extlen_t len, uint64_t val)
 		}
 	}
 	l->v[l->n++] = (struct ival){start, len, val};
+}
+
+size_t ivals_first_ending_after(const struct ivals *l, fsblock_t b)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->v[mid].start + l->v[mid].len <= b)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int ivals_overlap(const struct ivals *l, fsblock_t start, extlen_t len)
+{
+	size_t k = ivals_first_ending_after(l, start);
+
+	return k < l->n && l->v[k].start < start + len;
 }
 
 /* Pass 2 gathers inodes in tree order, so they are sorted by number. */
@@ -169,7 +187,7 @@ static int parse_args(int argc, char **argv, struct fsck_ctx *ctx)
 static int open_image(struct fsck_ctx *ctx, struct rfs_dev **dev)
 {
 	unsigned flags = ctx->mode == FSCK_NO ? RFS_DEV_RDONLY : 0;
-	int ret = cli_open_image(prog, ctx->image, flags, 0, WAIT_SECONDS, dev);
+	int ret = cli_open_image(prog, ctx->image, flags, 0, CLI_WAIT_SECONDS, dev);
 
 	if (ret == -EBUSY) {
 		fprintf(stderr,

@@ -24,6 +24,8 @@
 
 #include "fs.h"
 #include "problem.h"
+
+struct rfs_inode;
 #include "progress.h"
 
 /* The metadata cache: the passes walk each tree once, in order, and keep
@@ -194,6 +196,10 @@ struct fsck_ctx {
 int claims_add(struct claims *c, fsblock_t start, extlen_t len, uint16_t owner);
 const char *claim_owner_name(uint16_t owner);
 void ivals_add(struct ivals *l, fsblock_t start, extlen_t len, uint64_t val);
+/* In L (sorted, disjoint): the first run that ends after B (L->n if
+ * none), and whether [START, START+LEN) meets a run. */
+size_t ivals_first_ending_after(const struct ivals *l, fsblock_t b);
+int ivals_overlap(const struct ivals *l, fsblock_t start, extlen_t len);
 struct ino_info *fsck_find_ino(struct fsck_ctx *ctx, rfs_ino_t ino);
 
 int pass1_super(struct fsck_ctx *ctx, struct rfs_dev *dev);
@@ -218,6 +224,12 @@ int repair_make_dir(struct fsck_ctx *ctx, rfs_ino_t ino, rfs_ino_t parent, uint3
 int repair_add_name(struct fsck_ctx *ctx, rfs_ino_t dir, const char *name, rfs_ino_t ino,
 		    uint8_t ftype);
 int repair_clear_inode(struct fsck_ctx *ctx, rfs_ino_t ino);
+/* 0 if the image may be changed now (open for writing, free-space trees
+ * sound), else says why not (WHAT, about inode INO) and returns -errno. */
+int repair_check_writable(struct fsck_ctx *ctx, const char *what, rfs_ino_t ino);
+/* Frees what INODE owns (data, shared references, CoW staging,
+ * attributes), not the record itself. */
+int repair_free_contents(struct fsck_ctx *ctx, struct rfs_inode *inode);
 int repair_orphan_entry(struct fsck_ctx *ctx, rfs_ino_t ino);
 int repair_inline(struct fsck_ctx *ctx, rfs_ino_t ino);
 

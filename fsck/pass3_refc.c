@@ -39,13 +39,10 @@
 
 #include "fsck.h"
 #include "inode.h"
+#include "refcount.h"
 #include "util.h"
 
 #define REPORT_MAX 10
-
-/* A record's length is 32 bits: a longer run of one count takes several
- * records, which are then adjacent with equal counts on purpose. */
-#define REFC_REC_LEN_MAX 0xffffffffull
 
 struct refc_check {
 	struct fsck_ctx *ctx;
@@ -291,7 +288,7 @@ static void check_unmerged(struct refc_check *rc, const struct ivals *shared)
 	for (k = 1; k < shared->n; k++) {
 		const struct ival *p = &shared->v[k - 1], *c = &shared->v[k];
 		if (p->start + p->len == c->start && p->val == c->val &&
-		    p->len + c->len <= REFC_REC_LEN_MAX)
+		    p->len + c->len <= RFS_REFC_LEN_MAX)
 			report(rc, PR_REFC_UNMERGED,
 			       "%" PRIu64 "+%" PRIu64 " and %" PRIu64 "+%" PRIu64
 			       ", count %" PRIu64,
@@ -373,22 +370,6 @@ static void claim_data(struct refc_check *rc)
 	}
 }
 
-/* Does [START, START+LEN) meet a block mapped twice or more? */
-static int maps_shared(const struct refc_check *rc, fsblock_t start, extlen_t len)
-{
-	const struct ivals *s = &rc->shared_runs;
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) { /* the first shared run ending after START */
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->v[mid].start + s->v[mid].len <= start)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < s->n && s->v[lo].start < start + len;
-}
-
 static void set_reflink_flag(struct fsck_ctx *ctx, struct ino_info *ii)
 {
 	struct rfs_inode inode;
@@ -419,7 +400,7 @@ static void check_reflink_flags(struct refc_check *rc)
 		const struct ival *e = &ctx->data_exts.v[k];
 		struct ino_info *ii;
 
-		if (e->val == done || !maps_shared(rc, e->start, e->len))
+		if (e->val == done || !ivals_overlap(&rc->shared_runs, e->start, e->len))
 			continue;
 		done = e->val;
 		ii = fsck_find_ino(ctx, e->val);

@@ -58,10 +58,11 @@ static void draw_bar(struct fsck_ctx *ctx, unsigned whole)
 void fsck_progress(struct fsck_ctx *ctx, unsigned pass, uint64_t done, uint64_t total)
 {
 	struct fsck_progress *p = &ctx->progress;
-	unsigned part = permille(done, total), whole;
+	unsigned part, whole;
 
 	if (p->mode == PROGRESS_NONE || pass < 1 || pass > 4)
-		return;
+		return; /* called per claim: nothing more when there is no display */
+	part = permille(done, total);
 	if (p->mode == PROGRESS_FD) {
 		if (pass == p->pass && part == p->last)
 			return;

@@ -34,7 +34,7 @@ static int failed(struct fsck_ctx *ctx, const char *what, rfs_ino_t ino, int ret
 /* Any change to a tree may take or give back a block: with a free-space
  * tree damaged (and not rebuilt: pass 3 sets trees_ok again when it
  * rebuilds one), the allocator could hand out a block in use. */
-static int check_writable(struct fsck_ctx *ctx, const char *what, rfs_ino_t ino)
+int repair_check_writable(struct fsck_ctx *ctx, const char *what, rfs_ino_t ino)
 {
 	if (ctx->fs->readonly)
 		return failed(ctx, what, ino, -EROFS);
@@ -58,7 +58,7 @@ static int read_entry(struct fsck_ctx *ctx, const struct dent_info *d, uint8_t *
 int repair_remove_entry(struct fsck_ctx *ctx, const struct dent_info *d)
 {
 	struct rfs_dirent_key key = {le64_make(d->dir), le64_make(d->cookie)};
-	int ret = check_writable(ctx, "remove the entry", d->ino);
+	int ret = repair_check_writable(ctx, "remove the entry", d->ino);
 
 	if (!ret)
 		ret = btree_delete(&ctx->fs->dirs, &key);
@@ -69,7 +69,7 @@ int repair_entry_ftype(struct fsck_ctx *ctx, struct dent_info *d, uint8_t ftype)
 {
 	uint8_t rec[sizeof(struct rfs_dirent) + RFS_NAME_MAX];
 	size_t len;
-	int ret = check_writable(ctx, "fix the entry's type", d->ino);
+	int ret = repair_check_writable(ctx, "fix the entry's type", d->ino);
 
 	if (!ret)
 		ret = read_entry(ctx, d, rec, sizeof(rec), &len);
@@ -89,7 +89,7 @@ int repair_entry_rehash(struct fsck_ctx *ctx, struct dent_info *d)
 	uint8_t rec[sizeof(struct rfs_dirent) + RFS_NAME_MAX];
 	struct rfs_dirent e;
 	size_t len;
-	int ret = check_writable(ctx, "refile the entry", d->ino);
+	int ret = repair_check_writable(ctx, "refile the entry", d->ino);
 
 	if (!ret)
 		ret = read_entry(ctx, d, rec, sizeof(rec), &len);
@@ -113,7 +113,7 @@ static int edit_inode(struct fsck_ctx *ctx, rfs_ino_t ino, const char *what,
 		      void (*edit)(struct rfs_inode *inode, uint64_t val), uint64_t val)
 {
 	struct rfs_inode inode;
-	int ret = check_writable(ctx, what, ino);
+	int ret = repair_check_writable(ctx, what, ino);
 
 	if (!ret)
 		ret = inode_read(ctx->fs, ino, &inode);
@@ -150,7 +150,7 @@ int repair_make_dir(struct fsck_ctx *ctx, rfs_ino_t ino, rfs_ino_t parent, uint3
 {
 	struct rfs_inode inode;
 	struct timespec now;
-	int ret = check_writable(ctx, "make the directory", ino);
+	int ret = repair_check_writable(ctx, "make the directory", ino);
 
 	if (ret)
 		return ret;
@@ -175,7 +175,7 @@ int repair_add_name(struct fsck_ctx *ctx, rfs_ino_t dir, const char *name, rfs_i
 {
 	char buf[RFS_NAME_MAX + 1];
 	unsigned n;
-	int ret = check_writable(ctx, "add a name", ino);
+	int ret = repair_check_writable(ctx, "add a name", ino);
 
 	snprintf(buf, sizeof(buf), "%s", name);
 	for (n = 1; !ret; n++) {
@@ -191,28 +191,39 @@ int repair_add_name(struct fsck_ctx *ctx, rfs_ino_t dir, const char *name, rfs_i
 	return failed(ctx, "add a name", ino, ret);
 }
 
+int repair_free_contents(struct fsck_ctx *ctx, struct rfs_inode *inode)
+{
+	size_t stalls = 0;
+	fileoff_t next = 0;
+	int done = 0, ret = 0;
+
+	while (!ret && next < RFS_MAX_FILE_BLOCKS) {
+		fileoff_t from = next;
+		ret = file_free_range(ctx->fs, inode, from, RFS_MAX_FILE_BLOCKS - from, &next);
+		/* a step that only cancelled CoW staging starts again where it
+		 * was: at most once per staging extent, or the fork is corrupt */
+		if (!ret && next <= from && stalls++ > ctx->cow_exts.n)
+			ret = -EUCLEAN;
+	}
+	while (!ret && !done)
+		ret = xattr_remove_all(ctx->fs, inode->ino, RFS_TRUNC_STEP, &done);
+	return ret;
+}
+
 /* Frees inode INO: its blocks (shared ones lose a reference), attributes
  * and record, as the daemon frees an orphan. */
 int repair_clear_inode(struct fsck_ctx *ctx, rfs_ino_t ino)
 {
 	struct rfs_inode inode;
-	fileoff_t next = 0;
-	int done = 0;
-	int ret = check_writable(ctx, "clear the inode", ino);
+	int ret = repair_check_writable(ctx, "clear the inode", ino);
 
 	if (!ret && (!ctx->trees_ok[RFS_TREE_BMAP] || !ctx->trees_ok[RFS_TREE_REFC] ||
 		     !ctx->trees_ok[RFS_TREE_XATTR]))
 		ret = -EUCLEAN; /* its extents and attributes are not all known */
 	if (!ret)
 		ret = inode_read(ctx->fs, ino, &inode);
-	while (!ret && next < RFS_MAX_FILE_BLOCKS) { /* each step must get further */
-		fileoff_t from = next;
-		ret = file_free_range(ctx->fs, &inode, from, RFS_MAX_FILE_BLOCKS - from, &next);
-		if (!ret && next <= from)
-			ret = -EUCLEAN;
-	}
-	while (!ret && !done)
-		ret = xattr_remove_all(ctx->fs, ino, RFS_TRUNC_STEP, &done);
+	if (!ret)
+		ret = repair_free_contents(ctx, &inode);
 	if (!ret)
 		ret = inode_delete(ctx->fs, ino);
 	return failed(ctx, "clear the inode", ino, ret);
@@ -220,7 +231,7 @@ int repair_clear_inode(struct fsck_ctx *ctx, rfs_ino_t ino)
 
 int repair_orphan_entry(struct fsck_ctx *ctx, rfs_ino_t ino)
 {
-	int ret = check_writable(ctx, "add to the orphan list", ino);
+	int ret = repair_check_writable(ctx, "add to the orphan list", ino);
 
 	if (!ret)
 		ret = orphan_add(ctx->fs, ino);

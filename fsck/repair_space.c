@@ -71,10 +71,9 @@
 #include "file.h"
 #include "fsck.h"
 #include "inode.h"
+#include "refcount.h"
 #include "util.h"
 #include "xattr.h"
-
-#define REFC_REC_LEN_MAX 0xffffffffull
 
 /* Which rebuild fixes each problem. A refcount rebuild drops the old tree,
  * so it rebuilds free space too; dropping fork extents changes the counts. */
@@ -155,28 +154,6 @@ static void normalise(struct ivals *l)
 		l->v[out++].val = 0;
 	}
 	l->n = out;
-}
-
-/* The first run of sorted disjoint L that ends after B (L->n if none). */
-static size_t first_ending_after(const struct ivals *l, fsblock_t b)
-{
-	size_t lo = 0, hi = l->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (l->v[mid].start + l->v[mid].len <= b)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-static int overlaps(const struct ivals *l, fsblock_t start, extlen_t len)
-{
-	size_t k = first_ending_after(l, start);
-
-	return k < l->n && l->v[k].start < start + len;
 }
 
 static int beyond_end(const struct fsck_ctx *ctx, fsblock_t start, extlen_t len)
@@ -282,7 +259,7 @@ static void plan_data_extent(struct plan *p, const struct fork_ext *fe)
 		ivals_add(&p->data, fe->pblk, fe->len, fe->ino);
 		return;
 	}
-	for (k = first_ending_after(&p->hard, pos); pos < end; k++) {
+	for (k = ivals_first_ending_after(&p->hard, pos); pos < end; k++) {
 		fsblock_t hs = k < p->hard.n ? RFS_MIN(p->hard.v[k].start, end) : end;
 		fsblock_t he =
 			k < p->hard.n ? RFS_MIN(p->hard.v[k].start + p->hard.v[k].len, end) : end;
@@ -315,8 +292,8 @@ static void plan_cow(struct plan *p, const struct fork_ext **cow, size_t n)
 	for (k = 0; k < n; k++) {
 		const struct fork_ext *fe = cow[k];
 		if (beyond_end(p->ctx, fe->pblk, fe->len) || fe->pblk < kept_end ||
-		    overlaps(&p->hard, fe->pblk, fe->len) ||
-		    overlaps(&p->runs, fe->pblk, fe->len)) {
+		    ivals_overlap(&p->hard, fe->pblk, fe->len) ||
+		    ivals_overlap(&p->runs, fe->pblk, fe->len)) {
 			add_drop(p, fe, fe->off, fe->len);
 			continue;
 		}
@@ -387,20 +364,6 @@ static struct rfs_free_ext *free_space(struct plan *p, size_t *nfree)
 
 /* --- applying it ---------------------------------------------------------- */
 
-static int insert_refc(struct rfs_fs *fs, uint64_t domain, fsblock_t start, extlen_t len,
-		       uint32_t count, uint64_t owner)
-{
-	struct rfs_refc_rec r;
-
-	memset(&r, 0, sizeof(r));
-	r.domain = le64_make(domain);
-	r.start = le64_make(start);
-	r.len = le32_make((uint32_t)len);
-	r.refcount = le32_make(count);
-	r.owner = le64_make(owner);
-	return btree_insert(&fs->refc, &r, sizeof(r));
-}
-
 /* Shared records (runs longer than a record holds take several), then
  * staging records; returns how many shared records went in via *NSHARED. */
 static int fill_refcount(struct plan *p, uint64_t *nshared)
@@ -415,24 +378,15 @@ static int fill_refcount(struct plan *p, uint64_t *nshared)
 		uint64_t count = RFS_MIN(p->runs.v[k].val, (uint64_t)RFS_REFC_MAX);
 
 		for (; !ret && count >= 2 && pos < end; (*nshared)++) {
-			extlen_t len = RFS_MIN(end - pos, REFC_REC_LEN_MAX);
-			ret = insert_refc(fs, RFS_REFC_SHARED, pos, len, (uint32_t)count, 0);
+			extlen_t len = RFS_MIN(end - pos, RFS_REFC_LEN_MAX);
+			ret = refc_shared_add(fs, pos, len, (uint32_t)count);
 			pos += len;
 		}
 	}
 	for (k = 0; !ret && k < p->staging.n; k++)
-		ret = insert_refc(fs, RFS_REFC_COW, p->staging.v[k].start, p->staging.v[k].len, 1,
-				  p->staging.v[k].val);
+		ret = refc_cow_add(fs, p->staging.v[k].start, p->staging.v[k].len,
+				   p->staging.v[k].val);
 	return ret;
-}
-
-static int release_nothing(void *arg, fsblock_t pblk, extlen_t len, uint32_t flags)
-{
-	(void)arg;
-	(void)pblk;
-	(void)len;
-	(void)flags;
-	return 0;
 }
 
 /* Lowers INO's block count by LEN, in the inode and in pass 4's view. */
@@ -459,8 +413,8 @@ static int apply_drop(struct fsck_ctx *ctx, const struct drop *d)
 	int ret = 0;
 
 	while (!ret && next < end)
-		ret = bmap_unmap(ctx->fs, d->fe->ino, d->fe->fork, next, end - next, 16,
-				 release_nothing, NULL, &next);
+		ret = bmap_unmap(ctx->fs, d->fe->ino, d->fe->fork, next, end - next, 16, NULL, NULL,
+				 &next);
 	if (!ret && ctx->verbose)
 		printf("%s: unmapped %s blocks %" PRIu64 "..%" PRIu64 " of inode %" PRIu64 "\n",
 		       ctx->image, d->fe->fork == RFS_FORK_DATA ? "data" : "CoW", d->off, end - 1,
@@ -670,18 +624,13 @@ void repair_nblocks(struct fsck_ctx *ctx, struct ino_info *ii)
  * deletion would: data blocks lose a reference (freed at zero), CoW
  * staging is freed, attributes are removed. Free space and refcounts are
  * sound by now (pass 3 rebuilt them if they were not), so the ordinary
- * lib/ paths do it. */
+ * lib/ paths do it, on a stand-in inode. */
 static int drop_owner(struct fsck_ctx *ctx, rfs_ino_t ino)
 {
 	struct rfs_inode fake = {.ino = ino, .flags = RFS_IFLAG_REFLINK, .nblocks = UINT64_MAX / 2};
-	fileoff_t next = 0;
-	int done = 0, ret = 0;
+	int ret = repair_check_writable(ctx, "free what the inode owned", ino);
 
-	while (!ret && next < RFS_MAX_FILE_BLOCKS)
-		ret = file_free_range(ctx->fs, &fake, next, RFS_MAX_FILE_BLOCKS - next, &next);
-	while (!ret && !done)
-		ret = xattr_remove_all(ctx->fs, ino, 64, &done);
-	return ret;
+	return ret ? ret : repair_free_contents(ctx, &fake);
 }
 
 /* Every owner of extents or attributes that has no inode, the first time
@@ -692,7 +641,7 @@ void repair_orphan_extents(struct fsck_ctx *ctx)
 	struct repair *r = &ctx->repair;
 	rfs_ino_t last = 0;
 	size_t k;
-	int ret = ctx->fs->readonly ? -EROFS : r->orphans_ret;
+	int ret = r->orphans_ret;
 
 	for (k = 0; !r->orphans_done && !ret && k < ctx->nexts; k++) {
 		rfs_ino_t ino = ctx->exts[k].ino;

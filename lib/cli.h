@@ -23,6 +23,10 @@ void cli_print_version(const char *prog);
  * whose source is IMAGE's real path? 1 yes, 0 no. */
 int cli_image_mounted(const char *image);
 
+/* How long mkfs, fsck and the daemon wait for a daemon that is still
+ * writing after umount. */
+#define CLI_WAIT_SECONDS 30
+
 /* dev_open_file(IMAGE, FLAGS, SIZE) for mkfs, fsck and the daemon. An
  * image in use is refused (-EBUSY) at once, unless it is no longer mounted
  * and a reflinkfs daemon holds it: that one is finishing its writes after

@@ -10,8 +10,7 @@
 #include "alloc.h"
 #include "util.h"
 
-/* A record's length is 32 bits: longer runs are cut into pieces. */
-#define REC_LEN_MAX 0xffffffffull
+#define REC_LEN_MAX RFS_REFC_LEN_MAX
 
 struct rrec {
 	uint64_t domain;
@@ -347,6 +346,15 @@ int refc_decrement(struct rfs_fs *fs, fsblock_t start, extlen_t len, rfs_refc_fr
 		pos += run;
 	}
 	return ret;
+}
+
+int refc_shared_add(struct rfs_fs *fs, fsblock_t start, extlen_t len, uint32_t count)
+{
+	struct rrec x = {RFS_REFC_SHARED, start, len, count, 0};
+
+	if (len == 0 || len > REC_LEN_MAX || count < 2 || count > RFS_REFC_MAX)
+		return -EINVAL;
+	return rec_insert(fs, &x);
 }
 
 int refc_cow_add(struct rfs_fs *fs, fsblock_t start, extlen_t len, rfs_ino_t owner)

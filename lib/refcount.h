@@ -23,6 +23,10 @@
 
 extern const struct rfs_btree_ops rfs_refc_ops;
 
+/* A record's length is 32 bits: a longer run of one count takes several
+ * records, adjacent with equal counts on purpose. */
+#define RFS_REFC_LEN_MAX 0xffffffffull
+
 /* Pieces one adjusting call may be given (refc_clip's usual bound). */
 #define RFS_REFC_STEP 4
 
@@ -59,6 +63,10 @@ int refc_decrement(struct rfs_fs *fs, fsblock_t start, extlen_t len, rfs_refc_fr
 		   void *arg);
 
 /* Records [START, START+LEN) as CoW staging owned by inode OWNER. */
+/* Inserts a SHARED record of COUNT (2..RFS_REFC_MAX) for [START, +LEN)
+ * as is, with no merge: for fsck, rebuilding the tree from scratch in
+ * block order. */
+int refc_shared_add(struct rfs_fs *fs, fsblock_t start, extlen_t len, uint32_t count);
 int refc_cow_add(struct rfs_fs *fs, fsblock_t start, extlen_t len, rfs_ino_t owner);
 /* Removes [START, START+LEN) from the staging records (remapped or
  * freed), splitting a record if needed. -EUCLEAN if not all staging. */

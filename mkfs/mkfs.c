@@ -30,9 +30,6 @@
 
 static const char *prog = "mkfs.reflinkfs";
 
-/* How long to wait for a daemon that is still writing after umount. */
-#define WAIT_SECONDS 30
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -177,7 +174,7 @@ static int open_target(struct mkfs_args *a, struct rfs_dev **dev)
 	if (!exists && !a->size)
 		return fail("%s does not exist; give -s SIZE to create an image file", a->target);
 	ret = cli_open_image(prog, a->target, exists ? 0 : RFS_DEV_CREATE, exists ? 0 : a->size,
-			     WAIT_SECONDS, dev);
+			     CLI_WAIT_SECONDS, dev);
 	a->created = !exists && !ret;
 	if (ret == -EBUSY)
 		return fail("%s is in use (mounted, or being checked): not formatting it",
