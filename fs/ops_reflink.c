@@ -60,10 +60,7 @@ static int reflink_supported(const struct rfs_mount *m)
 static int cancel_cow_range(struct rfs_mount *m, rfs_ino_t ino, fileoff_t off, fileoff_t end)
 {
 	struct rfs_fs *fs = m->fs;
-	uint32_t credits =
-		RFS_TRUNC_STEP * (2 * btree_record_credits(&fs->bmap) +
-				  3 * btree_record_credits(&fs->refc) + alloc_credits(fs)) +
-		RFS_META_CREDITS;
+	uint32_t credits = file_cancel_credits(fs) + RFS_META_CREDITS;
 	struct rfs_inode inode;
 	int ret;
 

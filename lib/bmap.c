@@ -265,24 +265,10 @@ static int cut_extent(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const str
 	return ret;
 }
 
-/* OFF + LEN, saturated: where "all done" leaves a caller's loop. */
-static fileoff_t range_end(fileoff_t off, extlen_t len)
-{
-	return len > UINT64_MAX - off ? UINT64_MAX : off + len;
-}
-
-/* The end of [OFF, OFF+LEN) clipped to the largest file (OFF if beyond). */
-static fileoff_t clip_end(fileoff_t off, extlen_t len)
-{
-	if (off >= RFS_MAX_FILE_BLOCKS)
-		return off;
-	return len > RFS_MAX_FILE_BLOCKS - off ? RFS_MAX_FILE_BLOCKS : off + len;
-}
-
 int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next)
 {
-	fileoff_t end = clip_end(off, len), done = range_end(off, len);
+	fileoff_t end = bmap_clip_end(off, len), done = bmap_range_end(off, len);
 	unsigned n;
 	int ret = 0;
 
@@ -327,13 +313,13 @@ int bmap_any(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, ext
 		return 0;
 	if (ret < 0)
 		return ret;
-	return ret == 0 || e.off < clip_end(off, len);
+	return ret == 0 || e.off < bmap_clip_end(off, len);
 }
 
 int bmap_count(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       uint64_t *blocks)
 {
-	fileoff_t end = clip_end(off, len); /* OFF + LEN may wrap */
+	fileoff_t end = bmap_clip_end(off, len); /* OFF + LEN may wrap */
 	int ret = 0;
 
 	*blocks = 0;

@@ -24,7 +24,21 @@ struct rfs_extent {
 };
 
 #define RFS_MAX_FILE_BLOCKS (1ull << RFS_BMAP_OFF_BITS)
-#define RFS_MAX_EXTENT_LEN  0xffffffffull
+
+/* OFF + LEN, saturated: where "all done" leaves a caller's loop. */
+static inline fileoff_t bmap_range_end(fileoff_t off, extlen_t len)
+{
+	return len > UINT64_MAX - off ? UINT64_MAX : off + len;
+}
+
+/* The end of [OFF, OFF+LEN) clipped to the largest file (OFF if beyond). */
+static inline fileoff_t bmap_clip_end(fileoff_t off, extlen_t len)
+{
+	if (off >= RFS_MAX_FILE_BLOCKS)
+		return off;
+	return len > RFS_MAX_FILE_BLOCKS - off ? RFS_MAX_FILE_BLOCKS : off + len;
+}
+#define RFS_MAX_EXTENT_LEN 0xffffffffull
 
 extern const struct rfs_btree_ops rfs_bmap_ops;
 

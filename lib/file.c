@@ -77,7 +77,6 @@ int file_plan_read(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, extlen_t len
 	return 0;
 }
 
-/* Where the block before OFF lives, plus one: the goal for OFF. */
 /*
  * Where block OFF of INO should go: where the nearest extent before it
  * would put it if the file were contiguous (or, with none before, the
@@ -152,7 +151,7 @@ static int fill_hole(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, 
 }
 
 /* The data-fork piece at OFF: the extent holding it (*E, returns 0) or the
- * hole up to the next one (returns 1; *HOLE_END: its end). */
+ * hole up to the next one (returns 1); *PIECE_END: where the piece ends. */
 static int data_piece(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, struct rfs_extent *e,
 		      fileoff_t *piece_end)
 {
@@ -419,12 +418,6 @@ static int next_chunk(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_
 	return ret ? ret : refc_clip(fs, e.pblk + (*a - e.off), *len, RFS_REFC_STEP, len);
 }
 
-static fileoff_t clip_end(fileoff_t off, extlen_t len)
-{
-	return len > RFS_MAX_FILE_BLOCKS - RFS_MIN(off, RFS_MAX_FILE_BLOCKS) ? RFS_MAX_FILE_BLOCKS
-									     : off + len;
-}
-
 /* Frees the data fork's chunks from OFF, at most RFS_TRUNC_STEP of them. */
 static int free_data_chunks(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off,
 			    fileoff_t end, fileoff_t *next)
@@ -458,7 +451,7 @@ int file_free_range(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 		    fileoff_t *next)
 {
 	struct free_ctx fc = {fs, inode};
-	fileoff_t end = clip_end(off, len);
+	fileoff_t end = bmap_clip_end(off, len);
 	int ret;
 
 	if (!(inode->flags & RFS_IFLAG_REFLINK))
@@ -473,8 +466,16 @@ int file_free_range(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 	}
 	ret = free_data_chunks(fs, inode, off, end, next);
 	if (!ret && *next >= end)
-		*next = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+		*next = bmap_range_end(off, len);
 	return ret;
+}
+
+uint32_t file_cancel_credits(const struct rfs_fs *fs)
+{
+	/* up to RFS_TRUNC_STEP staging extents: each unmapped from the CoW
+	 * fork, its record removed, its blocks freed */
+	return RFS_TRUNC_STEP * (2 * btree_record_credits(&fs->bmap) +
+				 3 * btree_record_credits(&fs->refc) + alloc_credits(fs));
 }
 
 int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t from,
@@ -490,9 +491,8 @@ int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_
 		int staged = bmap_any(fs, inode->ino, RFS_FORK_COW, from, RFS_MAX_FILE_BLOCKS);
 		if (staged < 0)
 			return staged;
-		if (staged) /* a cancel step: up to RFS_TRUNC_STEP staging extents */
-			*credits += RFS_TRUNC_STEP * (2 * bm + 3 * btree_record_credits(&fs->refc) +
-						      alloc_credits(fs));
+		if (staged)
+			*credits += file_cancel_credits(fs);
 	}
 	for (steps = 0; off < RFS_MAX_FILE_BLOCKS && steps < RFS_TRUNC_STEP; steps++) {
 		fileoff_t a;
@@ -603,7 +603,7 @@ static int clone_clear_dst(struct rfs_fs *fs, struct rfs_inode *dst, fileoff_t d
 int file_clone_range(struct rfs_fs *fs, struct rfs_inode *src, fileoff_t soff,
 		     struct rfs_inode *dst, fileoff_t doff, extlen_t len, fileoff_t *next)
 {
-	fileoff_t off = soff, end = clip_end(soff, len);
+	fileoff_t off = soff, end = bmap_clip_end(soff, len);
 	unsigned steps;
 	int ret = 0;
 

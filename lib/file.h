@@ -80,9 +80,10 @@ int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_
 /*
  * Frees the blocks of [OFF, OFF+LEN) (file blocks), at most RFS_TRUNC_STEP
  * extent records per call; *NEXT receives how far it got (>= OFF+LEN when
- * done; OFF when the step went to CoW staging only, which goes first). Updates INODE's nblocks; the caller writes the inode. Shared
- * blocks lose one reference (freed at zero); CoW staging over the range
- * is freed first.
+ * done; OFF when the step went to CoW staging only, which goes first).
+ * Updates INODE's nblocks; the caller writes the inode. Shared blocks lose
+ * one reference (freed at zero); CoW staging over the range is freed
+ * first.
  */
 int file_free_range(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, extlen_t len,
 		    fileoff_t *next);
@@ -97,6 +98,8 @@ int file_cow_remap(struct rfs_fs *fs, struct rfs_inode *inode, const struct rfs_
  * per call; *NEXT as for file_free_range. */
 int file_cancel_cow(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t off, extlen_t len,
 		    fileoff_t *next);
+/* Journal credits of one file_cancel_cow call. */
+uint32_t file_cancel_credits(const struct rfs_fs *fs);
 
 /* Extents one clone step maps. */
 #define RFS_CLONE_STEP 4

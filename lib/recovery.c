@@ -389,8 +389,7 @@ static int record_journal_error(struct jlog *l, uint32_t err)
 	if (ret)
 		return ret;
 	sb_note_error(&sb, err, (uint64_t)time(NULL));
-	ret = sb_write_at(l->dev, &sb, 0, le64_get(((struct rfs_blkhdr *)hdr)->tid));
-	return ret ? ret : dev_flush(l->dev);
+	return sb_write_primary(l->dev, &sb, le64_get(((struct rfs_blkhdr *)hdr)->tid));
 }
 
 static int recover(struct jlog *l, struct rfs_recovery_info *info)

@@ -152,27 +152,22 @@ int refc_get(struct rfs_fs *fs, fsblock_t b, extlen_t limit, uint32_t *count, ex
 	return piece_at(fs, b, limit, count, run, &x);
 }
 
+static int next_in(struct rfs_fs *fs, uint64_t domain, fsblock_t from, struct rrec *x);
+
 int refc_find_shared(struct rfs_fs *fs, fsblock_t start, extlen_t len, fsblock_t *found,
 		     extlen_t *flen)
 {
 	fsblock_t end = start + len;
+	struct rrec x;
+	int ret = len ? next_in(fs, RFS_REFC_SHARED, start, &x) : -ENOENT;
 
-	while (start < end) {
-		uint32_t count;
-		extlen_t run;
-		struct rrec x;
-		int ret = piece_at(fs, start, end - start, &count, &run, &x);
-
-		if (ret)
-			return ret;
-		if (count >= 2) {
-			*found = start;
-			*flen = run;
-			return 0;
-		}
-		start += run;
-	}
-	return -ENOENT;
+	if (ret)
+		return ret;
+	if (x.start >= end)
+		return -ENOENT;
+	*found = RFS_MAX(start, x.start);
+	*flen = RFS_MIN(end, x.start + x.len) - *found;
+	return 0;
 }
 
 int refc_clip(struct rfs_fs *fs, fsblock_t start, extlen_t len, unsigned max_pieces, extlen_t *out)

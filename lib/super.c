@@ -245,7 +245,10 @@ int sb_find_backup(struct rfs_dev *dev, struct rfs_sb_info *sb, fsblock_t *found
 	return -ENOENT;
 }
 
-int sb_write_at(struct rfs_dev *dev, const struct rfs_sb_info *sb, fsblock_t blkno, rfs_tid_t tid)
+/* Writes SB at block BLKNO directly (not through the cache), its header
+ * stamped with TID. */
+static int sb_write_at(struct rfs_dev *dev, const struct rfs_sb_info *sb, fsblock_t blkno,
+		       rfs_tid_t tid)
 {
 	uint8_t *block = malloc(sb->bsize);
 	int ret;

@@ -63,9 +63,6 @@ int sb_read_primary(struct rfs_dev *dev, struct rfs_sb_info *sb, char *why, size
  * success *FOUND_AT is the block number of the copy used. */
 int sb_find_backup(struct rfs_dev *dev, struct rfs_sb_info *sb, fsblock_t *found_at);
 
-/* Writes SB at block BLKNO directly (not through the cache), its header
- * stamped with TID. */
-int sb_write_at(struct rfs_dev *dev, const struct rfs_sb_info *sb, fsblock_t blkno, rfs_tid_t tid);
 /* Writes SB to every backup location directly (not through the cache). */
 int sb_write_backups(struct rfs_dev *dev, const struct rfs_sb_info *sb, rfs_tid_t tid);
 /* Writes SB as the primary (block 0) directly and flushes: fsck restoring

@@ -381,6 +381,6 @@ int xattr_remove_all(struct rfs_fs *fs, rfs_ino_t ino, unsigned max, int *done)
  * a value dirties and frees the old value's blocks too. */
 uint32_t xattr_credits(const struct rfs_fs *fs, size_t len)
 {
-	uint32_t per = 2 * (fs->xattrs.height + 1) + 1;
+	uint32_t per = btree_record_credits(&fs->xattrs);
 	return (uint32_t)(2 * (len / CHUNK_MAX + 2)) * per + 2;
 }
