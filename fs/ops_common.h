@@ -81,11 +81,14 @@ int retry_after_commit(struct rfs_mount *m, int ret);
 /* File data through the same paths as READ and WRITE (copy_file_range's
  * unaligned parts). The caller holds INO's I/O lock: shared to read,
  * exclusive to write. rfs_write_data returns a short count as *WRITTEN
- * with 0 when ENOSPC or EFBIG stopped it part-way. */
+ * with 0 when ENOSPC or EFBIG stopped it part-way; E (INO's entry, or
+ * NULL) remembers whether INO may share blocks, so that its next write
+ * reserves the right credits at once. */
 int rfs_read_data(struct rfs_mount *m, fuse_ino_t ino, uint64_t off, size_t size, uint8_t *buf,
 		  size_t *got);
-int rfs_write_data(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const uint8_t *buf,
-		   size_t size, uint64_t off, int touch, uint64_t *written, int *allocated);
+int rfs_write_data(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, struct itab_entry *e,
+		   const uint8_t *buf, size_t size, uint64_t off, int touch, uint64_t *written,
+		   int *allocated);
 
 /* What a new inode is made of (ops_dir.c: mknod, mkdir, symlink, create). */
 struct node_args {

@@ -70,7 +70,7 @@ static int unshare_zero(fuse_req_t req, struct rfs_mount *m, const struct rfs_in
 	zero = calloc(1, b - a);
 	if (!zero)
 		return -ENOMEM;
-	ret = rfs_write_data(req, m, ino, zero, b - a, a, 0, &written, &allocated);
+	ret = rfs_write_data(req, m, ino, NULL, zero, b - a, a, 0, &written, &allocated);
 	free(zero);
 	return ret ? ret : (written < b - a ? -ENOSPC : 0);
 }
@@ -494,14 +494,15 @@ static int remap_cow_segments(struct rfs_mount *m, fuse_ino_t ino, const struct 
  * cost, the metadata lock, INODE read. A file that may share blocks needs
  * the CoW reservation and fewer segments per step (*MAX): that is found
  * inside the handle, which then starts over with it, so files that never
- * shared pay no extra lookup. The flag cannot change meanwhile (a clone
- * takes the I/O lock the writer holds). *H is NULL if no handle could be
- * had; otherwise the caller ends it whatever is returned.
+ * shared pay no extra lookup; *HINT (the flag as last seen) spares the
+ * restart on the next steps and writes. The flag cannot change meanwhile
+ * (a clone takes the I/O lock the writer holds). *H is NULL if no handle
+ * could be had; otherwise the caller ends it whatever is returned.
  */
 static int write_begin(struct rfs_mount *m, fuse_ino_t ino, uint64_t blocks, struct rfs_handle **h,
-		       struct rfs_inode *inode, unsigned *max)
+		       struct rfs_inode *inode, unsigned *max, uint64_t *hint)
 {
-	uint64_t flags = 0;
+	uint64_t flags = *hint;
 	int ret;
 
 	for (;;) {
@@ -518,7 +519,7 @@ static int write_begin(struct rfs_mount *m, fuse_ino_t ino, uint64_t blocks, str
 		if (ret || (inode->flags & RFS_IFLAG_REFLINK) == flags)
 			return ret;
 		op_end(m, *h, 0); /* nothing done yet */
-		flags = RFS_IFLAG_REFLINK;
+		flags = *hint = inode->flags & RFS_IFLAG_REFLINK;
 	}
 }
 
@@ -526,7 +527,8 @@ static int write_begin(struct rfs_mount *m, fuse_ino_t ino, uint64_t blocks, str
  * byte POS, writes their data, then ends the transaction (setting mtime
  * and ctime if TOUCH). *DONE receives how many bytes were written. */
 static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const uint8_t *data,
-		      uint64_t pos, uint64_t end, int touch, uint64_t *done, int *allocated)
+		      uint64_t pos, uint64_t end, int touch, uint64_t *done, int *allocated,
+		      uint64_t *hint)
 {
 	uint32_t log = m->fs->sb.block_log;
 	struct rfs_seg segs[WRITE_SEGS];
@@ -538,7 +540,7 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	int ret;
 
 	*done = 0;
-	ret = write_begin(m, ino, blocks_up(m, end) - (pos >> log), &h, &inode, &max);
+	ret = write_begin(m, ino, blocks_up(m, end) - (pos >> log), &h, &inode, &max, hint);
 	if (!h)
 		return ret;
 	before = inode;
@@ -577,10 +579,12 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	return op_stop(h, ret);
 }
 
-int rfs_write_data(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const uint8_t *buf,
-		   size_t size, uint64_t off, int touch, uint64_t *written, int *allocated)
+int rfs_write_data(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, struct itab_entry *e,
+		   const uint8_t *buf, size_t size, uint64_t off, int touch, uint64_t *written,
+		   int *allocated)
 {
 	uint64_t pos = off, end = off + size, done;
+	uint64_t hint = e ? __atomic_load_n(&e->reflink, __ATOMIC_RELAXED) : 0;
 	int tries = 0, ret = 0;
 
 	/* as generic_write_checks: nothing at or past the limit, and a write
@@ -591,13 +595,16 @@ int rfs_write_data(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const ui
 	if (end > RFS_MAX_FILE_SIZE || end < pos)
 		end = RFS_MAX_FILE_SIZE;
 	while (pos < end && !ret) {
-		ret = write_step(req, m, ino, buf + (pos - off), pos, end, touch, &done, allocated);
+		ret = write_step(req, m, ino, buf + (pos - off), pos, end, touch, &done, allocated,
+				 &hint);
 		pos += done;
 		if (!ret && done == 0)
 			ret = -ENOSPC;
 		if (!tries && retry_after_commit(m, ret))
 			tries = 1, ret = 0;
 	}
+	if (e)
+		__atomic_store_n(&e->reflink, hint, __ATOMIC_RELAXED);
 	*written = pos - off;
 	if (pos > off && (ret == -ENOSPC || ret == -EFBIG))
 		ret = 0; /* a short write */
@@ -617,7 +624,7 @@ static void rfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 
 	if (e)
 		pthread_rwlock_wrlock(&e->io);
-	ret = rfs_write_data(req, m, ino, (const uint8_t *)buf, size, (uint64_t)off, touch,
+	ret = rfs_write_data(req, m, ino, e, (const uint8_t *)buf, size, (uint64_t)off, touch,
 			     &written, &allocated);
 	if (e)
 		pthread_rwlock_unlock(&e->io);

@@ -104,7 +104,7 @@ static int share_step(struct rfs_mount *m, rfs_ino_t src_ino, rfs_ino_t dst_ino,
 	struct rfs_handle *h;
 	fileoff_t next = *off;
 	uint64_t reached;
-	int ret;
+	int ret, w;
 
 	/* a copy into a new file has nothing to unshare: a smaller
 	 * reservation, which does not force a commit first */
@@ -125,7 +125,12 @@ static int share_step(struct rfs_mount *m, rfs_ino_t src_ino, rfs_ino_t dst_ino,
 	if (!ret)
 		ret = file_clone_range(m->fs, sp, *off, &dst, dblk + (*off - sblk), end - *off,
 				       &next);
-	/* the size follows every step: nothing is mapped past it after a crash */
+	if (ret && !txn_changed(h))
+		return op_end(m, h, ret);
+	/* Also after a failure part-way (ENOSPC in a later chunk): what was
+	 * shared commits, so both inodes must say so (reflink flags, block
+	 * count). The size follows every step: nothing is mapped past it
+	 * after a crash. */
 	reached = RFS_MIN(a->size_end, (dblk + (next - sblk)) << log);
 	if (reached > dst.size)
 		dst.size = reached;
@@ -134,11 +139,10 @@ static int share_step(struct rfs_mount *m, rfs_ino_t src_ino, rfs_ino_t dst_ino,
 		if (a->uid != 0)
 			kill_suid(&dst);
 	}
-	if (!ret && sp != &dst)
-		ret = inode_write(m->fs, sp);
-	if (!ret)
-		ret = inode_write(m->fs, &dst);
-	ret = op_end(m, h, ret);
+	w = sp != &dst ? inode_write(m->fs, sp) : 0;
+	if (!w)
+		w = inode_write(m->fs, &dst);
+	ret = op_end(m, h, ret ? ret : w);
 	*off = next;
 	return ret;
 }
@@ -172,7 +176,7 @@ static int copy_bytes(fuse_req_t req, struct rfs_mount *m, rfs_ino_t src, uint64
 
 		ret = rfs_read_data(m, src, soff + *done, want, buf, &got);
 		if (!ret && got)
-			ret = rfs_write_data(req, m, dst, buf, got, doff + *done, 1, &written,
+			ret = rfs_write_data(req, m, dst, NULL, buf, got, doff + *done, 1, &written,
 					     &allocated);
 		*done += written;
 		if (!ret && (got < want || written < got))
@@ -201,14 +205,16 @@ static int read_two(struct rfs_mount *m, rfs_ino_t a, struct rfs_inode *ia, rfs_
  * the whole blocks between are shared, and so is a partial last block
  * when the range runs to the source's end and reaches the destination's
  * end (its bytes past the end are zeros in both). The rest is copied.
+ * SRC_SIZE and DST_SIZE: the sizes when the caller took the I/O locks (the
+ * head copy may raise the destination's to DOFF + head at most, which does
+ * not change whether DOFF + LEN reaches it).
  */
 static int clone_or_copy(fuse_req_t req, struct rfs_mount *m, rfs_ino_t src, uint64_t soff,
 			 rfs_ino_t dst, uint64_t doff, uint64_t len, uint64_t src_size,
-			 uint64_t *done)
+			 uint64_t dst_size, uint64_t *done)
 {
 	uint32_t bs = m->fs->sb.bsize, log = m->fs->sb.block_log;
 	uint64_t head, nblk, tail, part;
-	struct rfs_inode si, di;
 	struct share_args a;
 	int ret;
 
@@ -221,10 +227,7 @@ static int clone_or_copy(fuse_req_t req, struct rfs_mount *m, rfs_ino_t src, uin
 		return ret;
 	nblk = (len - head) >> log;
 	tail = (len - head) & (bs - 1);
-	ret = read_two(m, src, &si, dst, &di);
-	if (ret)
-		return ret;
-	if (tail && soff + len == src_size && doff + len >= di.size) {
+	if (tail && soff + len == src_size && doff + len >= dst_size) {
 		nblk++; /* the source's partial last block, shared too */
 		tail = 0;
 	}
@@ -271,7 +274,8 @@ static void rfs_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			ret = -EFBIG;
 		else
 			ret = clone_or_copy(req, m, ino_in, soff, ino_out, doff,
-					    RFS_MIN(n, RFS_MAX_FILE_SIZE - doff), si.size, &done);
+					    RFS_MIN(n, RFS_MAX_FILE_SIZE - doff), si.size, di.size,
+					    &done);
 	}
 	pair_unlock(&p);
 	if (ret && !done)
@@ -448,10 +452,7 @@ static int free_lone_staging(struct rfs_mount *m, fsblock_t start, extlen_t len)
 
 	if (ret)
 		return ret;
-	ret = refc_cow_remove(m->fs, start, len);
-	if (!ret)
-		ret = free_extent(m->fs, start, len);
-	return op_end(m, h, ret);
+	return op_end(m, h, file_free_staging(m->fs, start, len));
 }
 
 int rfs_cancel_staging(struct rfs_mount *m, rfs_ino_t ino)

@@ -42,6 +42,7 @@ struct itab_entry {
 	uint32_t nwrite;  /* of which open for writing */
 	int unlinked;	  /* no name left: free the inode when released */
 	int xattrs;	  /* has extended attributes: 1, 0, or -1 unknown */
+	uint64_t reflink; /* hint for writes: RFS_IFLAG_REFLINK as last seen */
 	pthread_rwlock_t io;
 	struct itab_entry *next;
 };

@@ -370,13 +370,19 @@ static int release_blocks(void *arg, fsblock_t pblk, extlen_t len, uint32_t flag
 }
 
 /* Staging blocks leaving the CoW fork unused. */
+int file_free_staging(struct rfs_fs *fs, fsblock_t start, extlen_t len)
+{
+	int ret = refc_cow_remove(fs, start, len);
+
+	return ret ? ret : free_extent(fs, start, len);
+}
+
 static int release_staging(void *arg, fsblock_t pblk, extlen_t len, uint32_t flags)
 {
 	struct free_ctx *fc = arg;
-	int ret = refc_cow_remove(fc->fs, pblk, len);
 
 	(void)flags;
-	return ret ? ret : free_extent(fc->fs, pblk, len);
+	return file_free_staging(fc->fs, pblk, len);
 }
 
 int file_cancel_cow(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t off, extlen_t len,

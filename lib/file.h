@@ -98,6 +98,10 @@ int file_cow_remap(struct rfs_fs *fs, struct rfs_inode *inode, const struct rfs_
  * per call; *NEXT as for file_free_range. */
 int file_cancel_cow(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_t off, extlen_t len,
 		    fileoff_t *next);
+/* Frees CoW staging blocks [START, START+LEN): their staging record and
+ * the blocks (what file_cancel_cow does per extent; also for staging no
+ * fork maps, after a crash). */
+int file_free_staging(struct rfs_fs *fs, fsblock_t start, extlen_t len);
 /* Journal credits of one file_cancel_cow call. */
 uint32_t file_cancel_credits(const struct rfs_fs *fs);
 
