@@ -146,7 +146,7 @@ in_namespace() {
 	echo "$img $mnt fuse.reflinkfs defaults,noatime,nofail 0 0" >"$tmp/fstab"
 	expect 0 "mount -a -T FSTAB" mount -a -T "$tmp/fstab"
 	check "the fstab line mounted it" mountpoint -q "$mnt"
-	check "noatime reached the kernel" findmnt -n -o OPTIONS "$mnt" | grep -q noatime
+	check "noatime reached the kernel" sh -c "findmnt -n -o OPTIONS '$mnt' | grep -q noatime"
 	check "the clone is still equal" cmp -s "$mnt/a" "$mnt/c"
 	expect 0 "umount (fstab mount)" umount "$mnt"
 	expect 0 "mount again right after umount" mount -t fuse.reflinkfs "$img" "$mnt"

@@ -71,6 +71,10 @@ static void run_path(const char *path)
 	if (stat(path, &st) || !S_ISDIR(st.st_mode))
 		return run_file(path);
 	n = scandir(path, &names, NULL, alphasort); /* sorted: the same order each run */
+	if (n < 0) {
+		fprintf(stderr, "fsck_fuzz_replay: cannot read %s: %s\n", path, strerror(errno));
+		exit(2);
+	}
 	for (i = 0; i < n; i++) {
 		if (names[i]->d_name[0] != '.') {
 			snprintf(sub, sizeof(sub), "%s/%s", path, names[i]->d_name);

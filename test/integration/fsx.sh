@@ -35,14 +35,6 @@ fi
 rfs_setup
 outdir=$PWD
 
-fsck_full() {
-	local out rc
-	out=$("$RFS_FSCK" -fn "$1" 2>&1)
-	rc=$?
-	[ $rc -ne 0 ] && echo "fsck -fn $1 exited $rc:" >&2 && echo "$out" >&2
-	return $rc
-}
-
 # The op log replays (once): the same ops on new files give the same bytes.
 check_replay() {
 	local f ok=1
@@ -82,7 +74,7 @@ for seed in $RFS_FSX_SEEDS; do
 			cp "$log" "$outdir/rfsx-$seed-$mode.log"
 		fi
 		check "$name: unmount, daemon exits cleanly" rfs_umount
-		check "$name: fsck -fn is clean" fsck_full "$img"
+		check "$name: fsck -fn is clean" rfs_fsck "$img" -fn
 		ms=$(($(now_ms) - t0))
 		printf '   %s: %d ops, %d.%03d s\n' "$name" "$ops" $((ms / 1000)) $((ms % 1000))
 		rm -f "$img"

@@ -14,7 +14,7 @@
 #                                     resort; non-zero if it did not exit
 #                                     cleanly (exit status, sanitizer report)
 #   rfs_kill9                         kill -9 the daemon, clean the dead mount
-#   rfs_fsck IMG                      fsck -n must exit 0
+#   rfs_fsck IMG [OPTS...]            fsck OPTS (default -n) must exit 0
 #   ok MSG / bad MSG                  count a passed / failed check
 #   rfs_summary                       prints "N passed, N failed"; status
 #   bg CMD / bg_wait PID              a child that cleanup stops first
@@ -234,11 +234,13 @@ rfs_kill9() {
 }
 
 rfs_fsck() {
-	local out
-	out=$("$RFS_FSCK" -n "$1" 2>&1)
-	local rc=$?
+	local img=$1 out rc
+	shift
+	[ $# -eq 0 ] && set -- -n
+	out=$("$RFS_FSCK" "$@" "$img" 2>&1)
+	rc=$?
 	if [ $rc -ne 0 ]; then
-		echo "fsck -n $1 exited $rc:" >&2
+		echo "fsck $* $img exited $rc:" >&2
 		echo "$out" >&2
 	fi
 	return $rc

@@ -36,14 +36,6 @@ fi
 rfs_setup
 outdir=$PWD
 
-fsck_full() {
-	local out rc
-	out=$("$RFS_FSCK" -fn "$1" 2>&1)
-	rc=$?
-	[ $rc -ne 0 ] && echo "fsck -fn $1 exited $rc:" >&2 && echo "$out" >&2
-	return $rc
-}
-
 # each worker's private files against the model it saved
 check_models() {
 	local m rc=0
@@ -75,14 +67,14 @@ for mode in writeback no_writeback_cache; do
 		echo "the workers' private op logs: $outdir/stress-$seed-$mode/p*.ops" >&2
 	fi
 	check "$name: unmount, daemon exits cleanly" rfs_umount
-	check "$name: fsck -fn is clean" fsck_full "$img"
+	check "$name: fsck -fn is clean" rfs_fsck "$img" -fn
 	# shellcheck disable=SC2086
 	if rfs_mount "$img" $opts; then
 		check "$name: after remount, the whole tree reads" "$STRESS" -w "$RFS_MNT/s"
 		check "$name: after remount, the private files match their models" \
 			check_models "$model"
 		check "$name: unmount after the walk" rfs_umount
-		check "$name: fsck -fn after the walk" fsck_full "$img"
+		check "$name: fsck -fn after the walk" rfs_fsck "$img" -fn
 	else
 		bad "$name: remount"
 	fi
