@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "fsck_fuzz.h"
+#include "rng.h"
 
 static int failures;
 
@@ -85,32 +86,23 @@ static void run_path(const char *path)
 	free(names);
 }
 
-static uint64_t rng(uint64_t *s) /* splitmix64 */
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
 /* One random input: mode byte, then 1-3 patches of 1-8 changed bytes. */
 static size_t random_input(uint64_t *s, uint8_t *in, int *stale_crc)
 {
-	unsigned npatch = 1 + (unsigned)(rng(s) % 3), p;
-	int fix = (int)(rng(s) & 1); /* one choice for all: a later patch's fix
+	unsigned npatch = 1 + (unsigned)(rng_splitmix(s) % 3), p;
+	int fix = (int)(rng_splitmix(s) & 1); /* one choice for all: a later patch's fix
 					would cover an earlier one's stale crc */
 	size_t pos = 0;
 
 	in[pos++] = 1; /* repair too, on the plain base */
 	*stale_crc = !fix;
 	for (p = 0; p < npatch; p++) {
-		unsigned idx, len = 1 + (unsigned)(rng(s) % 8), i;
-		uint32_t off = (uint32_t)(rng(s) % fuzz_base.bsize);
+		unsigned idx, len = 1 + (unsigned)(rng_splitmix(s) % 8), i;
+		uint32_t off = (uint32_t)(rng_splitmix(s) % fuzz_base.bsize);
 		fsblock_t b;
 
 		do { /* not the log's unused blocks: nothing reads them */
-			idx = (unsigned)(rng(s) % fuzz_base.img[FUZZ_PLAIN].nmeta);
+			idx = (unsigned)(rng_splitmix(s) % fuzz_base.img[FUZZ_PLAIN].nmeta);
 			b = fuzz_base.img[FUZZ_PLAIN].meta[idx];
 		} while (b >= fuzz_base.img[FUZZ_PLAIN].log_start &&
 			 b < fuzz_base.img[FUZZ_PLAIN].log_end);
@@ -123,7 +115,7 @@ static size_t random_input(uint64_t *s, uint8_t *in, int *stale_crc)
 		in[pos++] = (uint8_t)len;
 		for (i = 0; i < len; i++)
 			in[pos++] = fuzz_base.img[FUZZ_PLAIN].bytes[b * fuzz_base.bsize + off + i] ^
-				    (uint8_t)(1 + rng(s) % 255);
+				    (uint8_t)(1 + rng_splitmix(s) % 255);
 	}
 	return pos;
 }

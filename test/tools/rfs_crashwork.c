@@ -47,6 +47,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "rng.h"
 
 #define EXIT_USAGE 16
 #define MAX_FILES  24
@@ -122,11 +123,7 @@ static void die(const char *what, const char *path)
 
 static uint64_t rnd(void)
 {
-	uint64_t z = (W.rng += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return rng_splitmix(&W.rng);
 }
 
 static size_t below(size_t n)

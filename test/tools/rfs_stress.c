@@ -40,6 +40,7 @@
 #include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
+#include "rng.h"
 
 #define MAX_FILE  (1u << 20) /* shared files stay below this */
 #define PRIV_SIZE (1u << 20) /* the private files' model */
@@ -59,10 +60,7 @@ static uint64_t max_ops; /* per worker; 0: until the time is up */
 
 static uint64_t rnd(void)
 {
-	rng ^= rng >> 12;
-	rng ^= rng << 25;
-	rng ^= rng >> 27;
-	return rng * 0x2545f4914f6cdd1dull;
+	return rng_xorshift(&rng);
 }
 
 static uint64_t below(uint64_t n)

@@ -38,6 +38,7 @@
 
 #include "dev.h"
 #include "util.h"
+#include "rng.h"
 
 #define EXIT_USAGE 16
 #define SECTOR	   4096u /* what a disk writes whole, or not at all */
@@ -62,16 +63,6 @@ static void usage(FILE *f)
 	fprintf(f, "Usage: rfs_wlogcut info LOG\n"
 		   "       rfs_wlogcut plan LOG COUNT SEED\n"
 		   "       rfs_wlogcut make BASE LOG OUT K KEEPSEED\n");
-}
-
-/* splitmix64: small, and the same sequence everywhere for a seed */
-static uint64_t next_rand(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
 }
 
 static struct rec rec_at(const struct wlog *w, size_t i)
@@ -218,8 +209,8 @@ static int do_plan(const struct wlog *w, unsigned long count, uint64_t seed)
 		print_cut(w, flush_k[j], 0);
 	}
 	for (n = nf; n < count; n++) {
-		size_t k = 1 + (size_t)(next_rand(&seed) % w->nrec);
-		uint64_t keep = next_rand(&seed) | 1; /* never 0 (keep all) */
+		size_t k = 1 + (size_t)(rng_splitmix(&seed) % w->nrec);
+		uint64_t keep = rng_splitmix(&seed) | 1; /* never 0 (keep all) */
 		print_cut(w, k, keep);
 	}
 	free(flush_k);
@@ -286,7 +277,7 @@ static int apply_torn(int out, const struct rec *r, uint64_t *keepseed)
 
 	while (off < end) {
 		uint64_t next = RFS_MIN(end, (off / SECTOR + 1) * SECTOR);
-		if ((next_rand(keepseed) & 1) &&
+		if ((rng_splitmix(keepseed) & 1) &&
 		    pwrite_all(out, r->data + (off - r->off), next - off, off))
 			return -1;
 		off = next;

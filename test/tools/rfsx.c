@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "rfs_ioctl.h"
+#include "rng.h"
 
 enum op_kind {
 	OP_READ,
@@ -118,10 +119,7 @@ static struct {
 
 static uint64_t rnd(void)
 {
-	g.rng ^= g.rng >> 12;
-	g.rng ^= g.rng << 25;
-	g.rng ^= g.rng >> 27;
-	return g.rng * 0x2545f4914f6cdd1dull;
+	return rng_xorshift(&g.rng);
 }
 
 static uint64_t below(uint64_t n)

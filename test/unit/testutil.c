@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "fs_create.h"
+#include "../tools/rng.h"
 
 void rng_init(struct rfs_rng *r, const char *name, uint64_t default_seed)
 {
@@ -23,11 +24,7 @@ void rng_init(struct rfs_rng *r, const char *name, uint64_t default_seed)
 
 uint64_t rng_next(struct rfs_rng *r)
 {
-	/* xorshift64* */
-	r->s ^= r->s >> 12;
-	r->s ^= r->s << 25;
-	r->s ^= r->s >> 27;
-	return r->s * 0x2545f4914f6cdd1dull;
+	return rng_xorshift(&r->s);
 }
 
 uint64_t rng_below(struct rfs_rng *r, uint64_t n)
