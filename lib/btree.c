@@ -647,6 +647,77 @@ static int grow_root(struct rfs_btree *t, struct rfs_buf *left, struct rfs_buf *
 }
 
 /*
+ * Keys that arrive in increasing order (new inode numbers, the next extent
+ * of a file being written) are appended at the end of a leaf. Splitting
+ * such a leaf in halves leaves every leaf behind the insertion point half
+ * empty, for good: a tree built by appending would be twice its size. So,
+ * as in a B*-tree, an append into a full leaf first moves the leaf's first
+ * records into its left sibling (under the same parent) while that one has
+ * room; only when it is full does the leaf split. Invariant 4 holds: the
+ * leaf keeps at least min_fill bytes. Dirties the leaf, its sibling and the
+ * parent, no more than a split of the leaf would.
+ *
+ * Returns the number of records moved (0: nothing to do, split instead) or
+ * an error before anything changed.
+ */
+static int append_shift_left(struct rfs_btree *t, struct path *p, unsigned len)
+{
+	uint32_t bsize = t->cache->bsize;
+	size_t usable = usable_bytes(bsize), fill = min_fill(t->ops, bsize, 0);
+	struct rfs_buf *leaf = p->lv[p->height - 1].bp, *parent, *left;
+	size_t leaf_used = node_used(leaf->data), left_used, moved = 0;
+	unsigned pidx, n = node_nrecs(leaf->data), nl, k = 0, j;
+	struct recref *refs;
+	uint8_t *copy;
+	int ret;
+
+	if (p->height < 2 || leaf_used + len + SLOT_SIZE <= usable)
+		return 0;
+	parent = p->lv[p->height - 2].bp;
+	pidx = p->lv[p->height - 2].idx;
+	if (pidx == 0)
+		return 0;
+	ret = read_node(t, node_child(t, parent->data, pidx - 1), 0, &left);
+	if (ret)
+		return ret;
+	left_used = node_used(left->data);
+	for (j = 0; j < n; j++) {
+		size_t e = le16_get(node_slot(leaf->data, j)->len) + SLOT_SIZE;
+		if (left_used + moved + e > usable || leaf_used - moved - e < fill)
+			break;
+		moved += e;
+		k = j + 1;
+	}
+	if (k == 0 || leaf_used - moved + len + SLOT_SIZE > usable) {
+		buf_release(left);
+		return 0;
+	}
+	nl = node_nrecs(left->data);
+	copy = malloc(2 * (size_t)bsize);
+	refs = malloc((nl + n) * sizeof(*refs));
+	if (!copy || !refs) {
+		free(copy);
+		free(refs);
+		buf_release(left);
+		return -ENOMEM;
+	}
+	memcpy(copy, left->data, bsize);
+	memcpy(copy + bsize, leaf->data, bsize);
+	node_refs(copy, refs);
+	node_refs(copy + bsize, refs + nl);
+	node_build(t, left->data, 0, refs, nl + k);
+	node_build(t, leaf->data, 0, refs + nl + k, n - k);
+	memcpy(node_rec(parent->data, pidx, NULL), node_rec(leaf->data, 0, NULL), t->ops->key_size);
+	buf_dirty(left);
+	buf_dirty(leaf);
+	buf_dirty(parent);
+	free(refs);
+	free(copy);
+	buf_release(left);
+	return (int)k;
+}
+
+/*
  * Puts REC into the leaf of P at index I (replacing the record there if
  * REPLACE) and carries splits up the path.
  */
@@ -664,6 +735,11 @@ static int insert_path(struct rfs_btree *t, struct path *p, unsigned i, const vo
 		unsigned oldlen;
 		node_rec(p->lv[depth].bp->data, i, &oldlen);
 		replaced = oldlen + SLOT_SIZE;
+	} else if (i == node_nrecs(p->lv[depth].bp->data)) {
+		ret = append_shift_left(t, p, len);
+		if (ret < 0)
+			return ret;
+		i -= (unsigned)ret;
 	}
 	ret = spare_fill(t, &s, splits_needed(t, p, len, replaced), p->lv[depth].bp->blkno);
 	if (ret)

@@ -957,6 +957,25 @@ static void expect_all(struct env *e, uint32_t n)
 	}
 }
 
+static void count_leaf(void *arg, const struct rfs_btree *t, fsblock_t blkno, unsigned level)
+{
+	(void)t;
+	(void)blkno;
+	*(uint64_t *)arg += level == 0;
+}
+
+/* Appended records pack the leaves: all but the last two are full, so the
+ * leaves hold at least 90% of what they could (half-split leaves: 50%). */
+static void expect_packed_leaves(struct env *e, uint32_t n)
+{
+	uint64_t leaves = 0;
+	struct rfs_btree_check chk = {.visit_node = count_leaf, .arg = &leaves};
+	uint64_t per_leaf = (e->bsize - sizeof(struct rfs_btree_node)) / (FIXED_LEN + 4);
+
+	ck_assert_int_eq(btree_check(&e->t, &chk), 0);
+	ck_assert_uint_ge(10 * (uint64_t)n, 9 * leaves * per_leaf);
+}
+
 static void sequential_run(uint32_t block_log, int descending, uint64_t seed)
 {
 	struct env e;
@@ -974,6 +993,8 @@ static void sequential_run(uint32_t block_log, int descending, uint64_t seed)
 	expect_all(&e, n);
 	printf("sequential %s %u B: %u records, height %u, %" PRIu64 " nodes\n",
 	       descending ? "desc" : "asc", e.bsize, n, e.t.height, e.nr_used);
+	if (!descending)
+		expect_packed_leaves(&e, n);
 	order = malloc(n * sizeof(*order));
 	ck_assert_ptr_nonnull(order);
 	for (i = 0; i < n; i++)
@@ -1615,12 +1636,14 @@ START_TEST(test_root_changed_error)
 	ops.root_changed = fail_root_changed;
 	env_setup(&e, 10, 64, &fixed_ops);
 	e.t.ops = &ops; /* same tree type: the verifier keeps fixed_ops */
+	/* Descending, so that leaves split in halves and 2000 records reach
+	 * height 3 (appends pack leaves full: see test_sequential). */
 	for (i = 0; i < 2000; i++) {
 		uint8_t rec[FIXED_LEN];
 		uint32_t height = e.t.height;
 		int ret;
 
-		make_rec(0, i, FIXED_LEN, 7, rec);
+		make_rec(0, 1999 - i, FIXED_LEN, 7, rec);
 		ret = btree_insert(&e.t, rec, FIXED_LEN);
 		if (e.t.height != height) {
 			REQUIRE_INT(ret, -EIO);
