@@ -143,4 +143,11 @@ int acl_new_store(struct rfs_mount *m, rfs_ino_t ino, const struct acl_new *a);
 void acl_new_remove(struct rfs_mount *m, rfs_ino_t ino, const struct acl_new *a);
 void acl_new_done(struct acl_new *a);
 
+/* Whether the caller may write INODE, as inode_permission(MAY_WRITE)
+ * decides on a kernel filesystem: root, the owner's bits, the access ACL
+ * (named users, the group class with supplementary groups, the mask), the
+ * group or other bits. 1 or 0, or an error reading the ACL. For our own
+ * ioctls: the kernel checks everything else (default_permissions). */
+int may_write_inode(fuse_req_t req, struct rfs_mount *m, const struct rfs_inode *inode);
+
 #endif

@@ -321,18 +321,14 @@ static int get_extents(struct rfs_mount *m, rfs_ino_t ino, struct rfs_ioc_extent
 	return ret;
 }
 
-/* May the caller dedupe into INODE: root, its owner, or allowed to write
- * it by its mode (as the kernel lets FIDEDUPERANGE through). */
-static int may_dedupe_into(fuse_req_t req, const struct rfs_inode *inode)
+/* May the caller dedupe into INODE: its owner, or someone allowed to write
+ * it (allow_file_dedupe; the kernel's "open for writing" case cannot be
+ * told apart here: the tool names the destination by inode number). */
+static int may_dedupe_into(fuse_req_t req, struct rfs_mount *m, const struct rfs_inode *inode)
 {
-	struct rfs_cred c;
-
-	req_cred(req, &c);
-	if (c.uid == 0 || c.uid == inode->uid)
+	if (fuse_req_ctx(req)->uid == inode->uid)
 		return 1;
-	if (c.gid == inode->gid)
-		return !!(inode->mode & S_IWGRP);
-	return !!(inode->mode & S_IWOTH);
+	return may_write_inode(req, m, inode);
 }
 
 /* Compares LEN bytes of both files; 1 if equal. */
@@ -371,8 +367,9 @@ static int dedupe_locked(fuse_req_t req, struct rfs_mount *m, rfs_ino_t src,
 		return ret;
 	if (!S_ISREG(si.mode) || !S_ISREG(di.mode))
 		return -EINVAL;
-	if (!may_dedupe_into(req, &di))
-		return -EPERM;
+	ret = may_dedupe_into(req, m, &di);
+	if (ret <= 0)
+		return ret ? ret : -EPERM;
 	if (((d->src_off | d->dst_off) & (bs - 1)) || d->src_off > si.size || d->dst_off > di.size)
 		return -EINVAL;
 	len = RFS_MIN(len, si.size - d->src_off);

@@ -335,6 +335,43 @@ static int setxattr_locked(struct rfs_mount *m, fuse_ino_t ino, const char *name
 	return inode_write(m->fs, &inode);
 }
 
+/* The caller's groups, supplementary ones included (malloc'ed; *N of
+ * them). Falls back to the primary group alone if they cannot be had. */
+static gid_t *caller_groups(fuse_req_t req, int *n)
+{
+	gid_t *groups = NULL;
+	int cap = 32, got;
+
+	for (;;) {
+		gid_t *more = realloc(groups, (size_t)cap * sizeof(*groups));
+		if (!more)
+			break;
+		groups = more;
+		got = fuse_req_getgroups(req, cap, groups);
+		if (got <= cap) {
+			*n = got < 0 ? 0 : got;
+			return groups;
+		}
+		cap = got;
+	}
+	free(groups);
+	*n = 0;
+	return NULL;
+}
+
+/* Whether GID is the caller's primary group or one of GROUPS[0..N). */
+static int caller_in(fuse_req_t req, const gid_t *groups, int n, gid_t gid)
+{
+	int i;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return 1;
+	for (i = 0; i < n; i++)
+		if (groups[i] == gid)
+			return 1;
+	return 0;
+}
+
 /* Whether the caller is in group GID or root (taken for CAP_FSETID, which
  * FUSE does not tell us): in_group_or_capable, which decides whether
  * setting an access ACL keeps set-group-ID. The kernel's own verdict
@@ -342,24 +379,105 @@ static int setxattr_locked(struct rfs_mount *m, fuse_ino_t ino, const char *name
  * cannot negotiate. */
 static int in_group_or_root(fuse_req_t req, gid_t gid)
 {
-	const struct fuse_ctx *c = fuse_req_ctx(req);
-	gid_t small[32], *groups = small;
-	int n, cap = 32, i, found = 0;
+	int n, found;
+	gid_t *groups;
 
-	if (c->uid == 0 || c->gid == gid)
+	if (fuse_req_ctx(req)->uid == 0 || fuse_req_ctx(req)->gid == gid)
 		return 1;
-	n = fuse_req_getgroups(req, cap, groups);
-	if (n > cap && (groups = malloc((size_t)n * sizeof(*groups)))) {
-		cap = n;
-		n = fuse_req_getgroups(req, cap, groups);
-	} else if (!groups) {
-		groups = small; /* look at the first ones at least */
-	}
-	for (i = 0; i < RFS_MIN(n, cap) && !found; i++)
-		found = groups[i] == gid;
-	if (groups != small)
-		free(groups);
+	groups = caller_groups(req, &n);
+	found = caller_in(req, groups, n, gid);
+	free(groups);
 	return found;
+}
+
+/*
+ * posix_acl_permission for MAY_WRITE by someone other than the owner: a
+ * named-user entry for the caller, else the group class (the owning group
+ * and named groups the caller is in; one granting entry is enough, a
+ * matching one that grants nothing denies), else others. The mode stands
+ * for the owner, mask (or owning group without a mask) and other entries,
+ * as for every ACL we hand out (acl_stamp_locked).
+ */
+static int acl_permits_write(fuse_req_t req, const struct rfs_inode *inode, const void *acl,
+			     size_t n)
+{
+	uint32_t group_class = (inode->mode >> 3) & 7, mask = 7, uid = fuse_req_ctx(req)->uid;
+	int ngroups, found = 0, granted = 0, has_mask = 0;
+	gid_t *groups;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		has_mask |= acl_get(acl, i).tag == ACL_MASK;
+	if (has_mask)
+		mask = group_class;
+	for (i = 0; i < n; i++) {
+		struct acl_e e = acl_get(acl, i);
+		if (e.tag == ACL_USER && e.id == uid)
+			return !!(e.perm & mask & ACL_WRITE);
+	}
+	groups = caller_groups(req, &ngroups);
+	for (i = 0; i < n && !granted; i++) {
+		struct acl_e e = acl_get(acl, i);
+		uint32_t perm = has_mask ? e.perm : group_class; /* no mask: the mode's */
+
+		if (e.tag == ACL_GROUP_OBJ && caller_in(req, groups, ngroups, inode->gid))
+			found = 1, granted = !!(perm & ACL_WRITE);
+		else if (e.tag == ACL_GROUP && caller_in(req, groups, ngroups, e.id))
+			found = 1, granted = !!(e.perm & ACL_WRITE);
+	}
+	free(groups);
+	if (found)
+		return granted && (mask & ACL_WRITE);
+	return !!(inode->mode & S_IWOTH);
+}
+
+/* Reads INODE's access ACL (malloc'ed into *ACL; 0 entries and NULL if it
+ * has none or ACLs are off); the number of entries or an error. */
+static int access_acl_read(struct rfs_mount *m, rfs_ino_t ino, void **acl)
+{
+	size_t len = 0;
+	int ret;
+
+	*acl = NULL;
+	if (!acl_on)
+		return 0;
+	pthread_mutex_lock(&m->lock);
+	ret = xattr_get(m->fs, ino, ACL_ACCESS, NULL, 0, &len);
+	if (!ret && !(*acl = malloc(len)))
+		ret = -ENOMEM;
+	if (!ret)
+		ret = xattr_get(m->fs, ino, ACL_ACCESS, *acl, len, &len);
+	pthread_mutex_unlock(&m->lock);
+	if (!ret)
+		ret = acl_check(*acl, len);
+	if (ret <= 0) {
+		free(*acl);
+		*acl = NULL;
+	}
+	return ret == -ENODATA ? 0 : ret;
+}
+
+int may_write_inode(fuse_req_t req, struct rfs_mount *m, const struct rfs_inode *inode)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	void *acl;
+	int n, ok;
+
+	if (c->uid == 0)
+		return 1;
+	if (c->uid == inode->uid)
+		return !!(inode->mode & S_IWUSR);
+	n = access_acl_read(m, inode->ino, &acl);
+	if (n < 0)
+		return n;
+	if (n > 0)
+		ok = acl_permits_write(req, inode, acl, (size_t)n);
+	else if (in_group_or_root(req, inode->gid))
+		ok = !!(inode->mode & S_IWGRP);
+	else
+		ok = !!(inode->mode & S_IWOTH);
+	free(acl);
+	return ok;
 }
 
 /* Sets INODE's permission bits from the access ACL (N valid entries) and

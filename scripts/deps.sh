@@ -4,7 +4,7 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config libfuse3-dev fuse3 uuid-dev zlib1g-dev check
-      e2fsprogs util-linux groff-base"
+      e2fsprogs util-linux groff-base acl"
 
 missing=""
 for p in $PKGS; do

@@ -72,7 +72,7 @@ expect 16 "bad number: usage error" "$CTL" clone a b x 0 4096
 # --- clones -----------------------------------------------------------------------------
 
 rfs_mkfs "$img" 256M
-rfs_mount "$img" || exit 1
+rfs_mount "$img" -o allow_other || exit 1 # other users for the dedupe permission checks
 
 size=$((8 * 1024 * 1024 + 1234))      # a partial last block too
 alloc=$(((size + BS - 1) / BS * BS)) # what the blocks hold
@@ -172,6 +172,35 @@ has "contents differ" "dedupe says the contents differ"
 same "$(ext_totals "$m/e3")" "0 $((3 * 1024 * 1024))" "different files stay unshared"
 expect 2 "dedupe of different sizes exits 2" "$CTL" dedupe "$m/e1" "$m/a"
 expect 1 "dedupe of an unaligned range is refused" "$CTL" dedupe "$m/e1" "$m/e3" 0 0 100
+
+# Who may dedupe into a file (allow_file_dedupe: its owner or anyone allowed
+# to write it; the tool opens the destination read-only): group write via a
+# supplementary group, a named-user ACL entry, and neither.
+as_user() { # UID GROUPS CMD...: runs CMD as UID, primary group 5000
+	local uid=$1 groups=$2
+	shift 2
+	setpriv --reuid="$uid" --regid=5000 --groups="$groups" "$@"
+}
+perm_pair() { # NAME MODE: a copy of e1 in NAME (unshared), mode MODE, group 5001
+	cp --reflink=never "$m/e1" "$m/$1" && chown 0:5001 "$m/$1" && chmod "$2" "$m/$1"
+	chmod 644 "$m/e1"
+}
+perm_pair p1 664
+expect 0 "dedupe into a file the caller's supplementary group may write" \
+	as_user 6000 5001 "$CTL" dedupe "$m/e1" "$m/p1"
+same "$(ext_totals "$m/p1")" "$((3 * 1024 * 1024)) 0" "the group-writable file is shared"
+perm_pair p2 644
+expect 1 "dedupe into a file the caller may not write is refused" \
+	as_user 6000 5001 "$CTL" dedupe "$m/e1" "$m/p2"
+same "$(ext_totals "$m/p2")" "0 $((3 * 1024 * 1024))" "the refused file stays unshared"
+perm_pair p3 644
+setfacl -m u:6000:rw "$m/p3" # setfacl: Debian's acl, from scripts/deps.sh
+expect 0 "dedupe allowed by a named-user ACL entry" \
+	as_user 6000 5002 "$CTL" dedupe "$m/e1" "$m/p3"
+perm_pair p4 644
+setfacl -m u:6000:rw,m::r "$m/p4"
+expect 1 "an ACL mask without write refuses the dedupe" \
+	as_user 6000 5002 "$CTL" dedupe "$m/e1" "$m/p4"
 
 # --- outside reflinkfs -------------------------------------------------------------------------
 
