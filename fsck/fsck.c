@@ -251,6 +251,7 @@ static void reset_ctx(struct fsck_ctx *ctx)
 	free(ctx->shared.v);
 	free(ctx->staging.v);
 	free(ctx->repair.forks);
+	free(ctx->trims);
 	*ctx = keep;
 }
 

@@ -148,6 +148,13 @@ struct fork_ext {
 	uint8_t fork;	/* RFS_FORK_DATA or RFS_FORK_COW */
 };
 
+/* A fork extent record to shorten to LEN blocks (EXTENT_OVERLAP). */
+struct ext_trim {
+	rfs_ino_t ino;
+	uint64_t fkey;
+	extlen_t len;
+};
+
 struct repair {
 	unsigned want;	   /* enum repair_want */
 	unsigned salvage;  /* 1 << tree type: primary trees rebuilt from their readable records */
@@ -175,6 +182,14 @@ struct fsck_ctx {
 	struct ivals shared;	  /* SHARED refcount records (val: count), by start */
 	struct ivals staging;	  /* COW refcount records (val: owner), by start */
 	rfs_ino_t last_xattr_ino; /* attributes come in inode order */
+	struct {		  /* the fork extent seen last (tree order) */
+		rfs_ino_t ino;
+		uint64_t fkey;
+		fileoff_t end; /* furthest file offset its fork reached so far */
+		int valid;
+	} last_ext;
+	struct ext_trim *trims; /* EXTENT_OVERLAP repairs, made after the walk */
+	size_t ntrims, cap_trims;
 	uint64_t xattr_owners_missing;
 	uint64_t problems, fixed;
 	int replayed; /* the journal held transactions */

@@ -147,18 +147,88 @@ static void add_fork_ext(struct fsck_ctx *ctx, const struct rfs_bmap_rec *r)
 									    : RFS_FORK_DATA;
 }
 
+/*
+ * Extents of one fork must not overlap in file offsets (bmap_unmap and
+ * every lookup assume it). Records come in key order, so the one before R
+ * is the only one to compare with, and the overlap is its tail: if the
+ * repair is approved, it is shortened to end where R starts, in what pass
+ * 2 gathered now and in the tree after the walk (apply_trims). Returns 1
+ * if the extent before was trimmed.
+ */
+static int trim_overlap(struct fsck_ctx *ctx, const struct rfs_bmap_rec *r)
+{
+	uint64_t fkey = le64_get(r->fkey), mask = RFS_MAX_FILE_BLOCKS - 1;
+	fileoff_t off = fkey & mask, prev_off = ctx->last_ext.fkey & mask;
+	struct ext_trim *t;
+	struct ivals *iv;
+
+	if (!ctx->last_ext.valid || ctx->last_ext.ino != le64_get(r->ino) ||
+	    (ctx->last_ext.fkey & ~mask) != (fkey & ~mask) || off >= ctx->last_ext.end ||
+	    off <= prev_off)
+		return 0;
+	if (!fix_problem(ctx, PR_EXTENT_OVERLAP,
+			 "inode %" PRIu64 ", %s fork: the extent at file block %" PRIu64
+			 " runs past the one at %" PRIu64 "; shortened to %" PRIu64 " blocks",
+			 le64_get(r->ino), fkey >> RFS_BMAP_OFF_BITS ? "CoW" : "data", prev_off,
+			 off, off - prev_off) ||
+	    ctx->fs->readonly)
+		return 0;
+	iv = fkey >> RFS_BMAP_OFF_BITS ? &ctx->cow_exts : &ctx->data_exts;
+	iv->v[iv->n - 1].len = (extlen_t)(off - prev_off);
+	ctx->exts[ctx->nexts - 1].len = (extlen_t)(off - prev_off);
+	ctx->repair.forks[ctx->repair.nforks - 1].len = (extlen_t)(off - prev_off);
+	grow((void **)&ctx->trims, &ctx->cap_trims, ctx->ntrims, sizeof(*ctx->trims));
+	t = &ctx->trims[ctx->ntrims++];
+	*t = (struct ext_trim){ctx->last_ext.ino, ctx->last_ext.fkey, (extlen_t)(off - prev_off)};
+	return 1;
+}
+
 static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
 {
 	struct rfs_bmap_rec r;
 	rfs_ino_t ino;
-	int cow;
+	fileoff_t end;
+	int cow, same_fork;
 
 	memcpy(&r, rec, sizeof(r));
 	ino = le64_get(r.ino);
 	cow = (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) == RFS_FORK_COW;
+	same_fork = ctx->last_ext.valid && ctx->last_ext.ino == ino &&
+		    (ctx->last_ext.fkey >> RFS_BMAP_OFF_BITS) ==
+			    (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS);
+	if (trim_overlap(ctx, &r))
+		same_fork = 0; /* the fork now ends where R starts */
+	end = (le64_get(r.fkey) & (RFS_MAX_FILE_BLOCKS - 1)) + le32_get(r.len);
+	ctx->last_ext.end = same_fork ? RFS_MAX(ctx->last_ext.end, end) : end;
+	ctx->last_ext.ino = ino;
+	ctx->last_ext.fkey = le64_get(r.fkey);
+	ctx->last_ext.valid = 1;
 	ivals_add(cow ? &ctx->cow_exts : &ctx->data_exts, le64_get(r.pblk), le32_get(r.len), ino);
 	add_ext_info(ctx, ino, le32_get(r.len), cow ? EXT_COW : EXT_DATA);
 	add_fork_ext(ctx, &r);
+}
+
+/* Writes the EXTENT_OVERLAP trims pass 2 made in memory into the tree
+ * (same-size record updates: the tree's shape does not change). */
+static void apply_trims(struct fsck_ctx *ctx)
+{
+	size_t i;
+
+	for (i = 0; i < ctx->ntrims; i++) {
+		const struct ext_trim *t = &ctx->trims[i];
+		struct rfs_bmap_rec r = {.ino = le64_make(t->ino), .fkey = le64_make(t->fkey)};
+		int ret = btree_lookup(&ctx->fs->bmap, &r, RFS_LOOKUP_EQ, &r, sizeof(r), NULL);
+
+		if (!ret) {
+			r.len = le32_make(t->len);
+			ret = btree_update(&ctx->fs->bmap, &r, sizeof(r));
+		}
+		if (ret)
+			printf("%s: shortening the extent of inode %" PRIu64 " failed: %s\n",
+			       ctx->image, t->ino, strerror(-ret));
+		else
+			ctx->fixed++;
+	}
 }
 
 /* Records come in key order: all shared ones by start, then staging. */
@@ -308,6 +378,7 @@ int pass2_trees(struct fsck_ctx *ctx)
 	check_tree(ctx, &ctx->fs->inodes);
 	check_tree(ctx, &ctx->fs->dirs);
 	check_tree(ctx, &ctx->fs->bmap);
+	apply_trims(ctx);
 	check_tree(ctx, &ctx->fs->xattrs);
 	check_tree(ctx, &ctx->fs->refc);
 	check_reflink_feature(ctx);

@@ -50,6 +50,11 @@ static const struct problem_def table[PR_COUNT] = {
 				  "blocks claimed beyond the end of the "
 				  "filesystem",
 				  0},
+	/* Trimming the earlier extent to where the next one starts keeps
+	 * both; which one is right cannot be known, but a length is what a
+	 * damaged record most often gets wrong (offsets are keys, kept in
+	 * order by the tree). What the trim releases becomes free. */
+	[PR_EXTENT_OVERLAP] = {"EXTENT_OVERLAP", "extents of one fork overlap in file offsets", 0},
 	[PR_FREE_EXTENT_UNMERGED] = {"FREE_EXTENT_UNMERGED",
 				     "adjacent free extents are not "
 				     "merged",

@@ -28,7 +28,8 @@
  * An input means something only against this base image: a change to it
  * (names_tree.c, add_clone(), the geometry) must keep the saved inputs in
  * test/fuzz/corpus/ hitting what they hit. FSCK_FUZZ_VERBOSE=1 prints
- * the metadata block list, to re-aim an input's block byte.
+ * the metadata block list, to re-aim an input's block byte;
+ * FSCK_FUZZ_SAVE=PATH saves the damaged image of the (last) input run.
  */
 #include "fsck_fuzz.h"
 
@@ -263,6 +264,20 @@ void fuzz_setup(void)
 		print_metadata();
 }
 
+/* FSCK_FUZZ_SAVE=PATH keeps a copy of the damaged image, to look at it
+ * with the real fsck.reflinkfs (-v) when an input fails. */
+static void save_image(const uint8_t *img)
+{
+	const char *path = getenv("FSCK_FUZZ_SAVE");
+	FILE *f;
+
+	if (!path)
+		return;
+	f = fopen(path, "wb");
+	if (!f || fwrite(img, 1, IMAGE_BYTES, f) != IMAGE_BYTES || fclose(f))
+		die(path, errno);
+}
+
 /* Writes base IMG with DATA's patches applied into the work memfd. */
 static void build_image(const struct fuzz_image *base, const uint8_t *data, size_t size)
 {
@@ -288,6 +303,7 @@ static void build_image(const struct fuzz_image *base, const uint8_t *data, size
 	}
 	if (pwrite(fuzz_base.work_fd, img, IMAGE_BYTES, 0) != IMAGE_BYTES)
 		die("writing the work image", errno);
+	save_image(img);
 }
 
 int fuzz_fsck(const char *opt)

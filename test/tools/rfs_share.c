@@ -37,6 +37,8 @@
  *   beyond-end        a maps 4 blocks from the filesystem's last but one
  *   cow-overlap       a new file g's CoW fork maps c's staging blocks too
  *   nblocks           a's block count 3 too high
+ *   fork-overlap      c's first extent runs 2 blocks into a second one of
+ *                     c's own (unwritten, at offset 4)
  *   no-inode          b's inode and name deleted, its extents (shared
  *                     with a) and an attribute left behind
  * Everything else (block counts, names, free space) stays consistent, so
@@ -192,6 +194,25 @@ static int set_owner(struct rfs_fs *fs, fsblock_t start, rfs_ino_t owner)
 	TRY(btree_lookup(&fs->refc, &r, RFS_LOOKUP_EQ, &r, sizeof(r), NULL));
 	r.owner = le64_make(owner);
 	return btree_update(&fs->refc, &r, sizeof(r));
+}
+
+/* c's first extent (4 blocks at offset 0) lengthened to 6, over a
+ * 2-block extent of c's own at offset 4 (unwritten, so not merged). */
+static int fork_overlap(struct share *s)
+{
+	struct rfs_fs *fs = s->fs;
+	struct rfs_extent e = {.off = 4, .len = 2, .flags = RFS_BMAP_UNWRITTEN};
+	struct rfs_bmap_rec r = {.ino = le64_make(s->c.ino), .fkey = le64_make(0)};
+
+	TRY(alloc_exact(fs, 2, &e.pblk));
+	TRY(bmap_map(fs, s->c.ino, RFS_FORK_DATA, &e));
+	s->c.nblocks += 2;
+	TRY(inode_write(fs, &s->c));
+	TRY(btree_lookup(&fs->bmap, &r, RFS_LOOKUP_EQ, &r, sizeof(r), NULL));
+	if (le32_get(r.len) != 4)
+		return -EUCLEAN; /* merged after all: no overlap to make */
+	r.len = le32_make(6);
+	return btree_update(&fs->bmap, &r, sizeof(r));
 }
 
 static int overlap(struct share *s)
@@ -408,6 +429,8 @@ static int damage(struct share *s, const char *what)
 		TRY(dir_remove(fs, RFS_ROOT_INO, "b", 1, &(rfs_ino_t){0}));
 		return inode_delete(fs, s->b.ino);
 	}
+	if (!strcmp(what, "fork-overlap"))
+		return fork_overlap(s);
 	if (!strcmp(what, "nblocks")) {
 		s->a.nblocks += 3;
 		return inode_write(fs, &s->a);
