@@ -638,14 +638,14 @@ uint32_t acl_new_credits(const struct rfs_mount *m, const struct acl_new *a)
 	return a->budget ? 2 * xattr_credits(m->fs, a->budget) : 0;
 }
 
-/* A's ACLs from PARENT's default ACL (LEN bytes) and the create *MODE. */
-static int inherit_locked(struct rfs_mount *m, rfs_ino_t parent, size_t len, uint32_t *mode,
-			  struct acl_new *a)
+/* A's ACLs from DEF, PARENT's default ACL (LEN bytes, taken over), and
+ * the create *MODE. */
+static int inherit(void *def, size_t len, uint32_t *mode, struct acl_new *a)
 {
-	void *def = malloc(len), *acc = malloc(len);
-	int n = def && acc ? xattr_get(m->fs, parent, ACL_DEFAULT, def, len, &len) : -ENOMEM;
+	void *acc = malloc(len);
+	int n = acc ? acl_check(def, len) : -ENOMEM;
 
-	if (!n && (n = acl_check(def, len)) <= 0)
+	if (n == 0)
 		n = -EUCLEAN; /* we store only valid, non-empty ACLs */
 	if (n > 0) {
 		memcpy(acc, def, len);
@@ -665,27 +665,56 @@ static int inherit_locked(struct rfs_mount *m, rfs_ino_t parent, size_t len, uin
 	return n < 0 ? n : 0;
 }
 
+/* One lookup of PARENT's default ACL into a buffer of A's budget: its
+ * value in *DEF (malloc'ed) and size in *LEN (0: none); -EAGAIN with the
+ * budget raised if it has grown past it. */
+static int default_acl_read_locked(struct rfs_mount *m, rfs_ino_t parent, struct acl_new *a,
+				   void **def, size_t *len)
+{
+	int ret;
+
+	*def = NULL;
+	*len = 0;
+	if (!acl_on || known_xattrs(m, parent) == 0)
+		return 0;
+	if (a->budget && !(*def = malloc(a->budget)))
+		return -ENOMEM;
+	ret = xattr_get(m->fs, parent, ACL_DEFAULT, *def, a->budget, len);
+	if (ret == -ENODATA) {
+		*len = 0;
+		ret = 0;
+	}
+	if (!ret && *len > a->budget)
+		ret = -ERANGE; /* a->budget 0 asked the size only */
+	if (ret == -ERANGE) {
+		a->budget = *len;
+		ret = -EAGAIN;
+	}
+	if (ret || *len == 0) {
+		free(*def);
+		*def = NULL;
+	}
+	return ret;
+}
+
 int acl_new_locked(fuse_req_t req, struct rfs_mount *m, rfs_ino_t parent, uint32_t *mode,
 		   struct acl_new *a)
 {
 	size_t len;
+	void *def;
 	int ret;
 
 	acl_new_done(a);
 	if (S_ISLNK(*mode))
 		return 0; /* 0777, and no ACL */
-	ret = default_acl_size_locked(m, parent, &len);
+	ret = default_acl_read_locked(m, parent, a, &def, &len);
 	if (ret)
 		return ret;
 	if (len == 0) {
 		*mode &= ~(uint32_t)(fuse_req_ctx(req)->umask & 0777);
 		return 0;
 	}
-	if (len > a->budget) {
-		a->budget = len;
-		return -EAGAIN;
-	}
-	return inherit_locked(m, parent, len, mode, a);
+	return inherit(def, len, mode, a);
 }
 
 int acl_new_store(struct rfs_mount *m, rfs_ino_t ino, const struct acl_new *a)
