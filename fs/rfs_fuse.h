@@ -92,12 +92,13 @@ int rfs_reclaim_orphans(struct rfs_mount *m, int all);
 /* The one place where a lib error becomes an errno for the kernel: logs
  * corruption (EUCLEAN, EBADMSG become EIO) and records it in the
  * superblock. Returns a positive errno. */
-/* log.c: the daemon's messages (rfs_log and libfuse's) go to stderr in the
+int rfs_errno(struct rfs_mount *m, int err, const char *op, rfs_ino_t ino);
+
+/* --- log.c ------------------------------------------------------------- */
+/* The daemon's messages (rfs_log and libfuse's) go to stderr in the
  * foreground, to syslog in the background (and errors to stderr until
  * rfs_log_detached(), when the mount is up). */
 void rfs_log_start(const char *prog, int foreground, int debug);
 void rfs_log_detached(void);
-
-int rfs_errno(struct rfs_mount *m, int err, const char *op, rfs_ino_t ino);
 
 #endif
