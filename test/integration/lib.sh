@@ -174,6 +174,20 @@ daemon_alive() {
 	[ -n "$state" ] && [ "$state" != Z ]
 }
 
+# daemon_dump PID: where a daemon that will not exit is stuck: each
+# thread's kernel wait channel and stack, and its user stacks (gdb, if
+# installed).
+daemon_dump() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		echo "thread ${t##*/} ($(cat "$t/comm" 2>/dev/null)): $(cat "$t/wchan" 2>/dev/null)"
+		sed 's/^/    /' "$t/stack" 2>/dev/null
+	done
+	if command -v gdb >/dev/null; then
+		timeout 20 gdb -p "$1" -batch -ex "thread apply all bt" 2>/dev/null | grep -E '^(Thread|#)'
+	fi
+}
+
 rfs_umount() {
 	local pid=$RFS_PID i st=0 tries
 	if [ -z "$pid" ]; then
@@ -197,6 +211,7 @@ rfs_umount() {
 	done
 	if daemon_alive "$pid"; then
 		echo "daemon $pid did not exit ${RFS_UMOUNT_TIMEOUT}s after umount: killing it" >&2
+		daemon_dump "$pid" >&2
 		umount -l "$RFS_MNT" 2>/dev/null
 		kill -TERM "$pid" 2>/dev/null
 		sleep 2
