@@ -306,12 +306,6 @@ static void rfs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_err(req, 0);
 }
 
-static void rfs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino, (void)fi;
-	fuse_reply_err(req, 0); /* writes report their errors themselves */
-}
-
 static void rfs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct rfs_mount *m = req_mount(req);
@@ -896,7 +890,10 @@ void rfs_ops_init(struct fuse_lowlevel_ops *ops)
 	ops->open = rfs_open;
 	ops->create = rfs_create;
 	ops->release = rfs_release;
-	ops->flush = rfs_flush;
+	/* No flush: every close would cost a round trip for nothing (writes
+	 * report their errors themselves; the kernel checks write-back errors
+	 * before it asks, and keeps POSIX locks itself: we have no lock ops).
+	 * libfuse answers ENOSYS, after which the kernel stops sending it. */
 	ops->fsync = rfs_fsync;
 	ops->read = rfs_read;
 	ops->write = rfs_write;
