@@ -398,17 +398,7 @@ int alloc_fix_freelist(struct rfs_fs *fs)
 
 int fs_is_static_block(const struct rfs_fs *fs, fsblock_t b)
 {
-	const struct rfs_sb_info *sb = &fs->sb;
-	unsigned i;
-
-	if (b == 0 || b == sb->freelist_blkno)
-		return 1;
-	if (b >= sb->journal_start && b < sb->journal_start + sb->journal_blocks)
-		return 1;
-	for (i = 0; i < RFS_NR_BACKUPS; i++)
-		if (b == sb->backup[i])
-			return 1;
-	return 0;
+	return sb_is_static_block(&fs->sb, b);
 }
 
 static int range_is_valid(const struct rfs_fs *fs, fsblock_t start, extlen_t len)

@@ -111,6 +111,20 @@ static void sb_decode_fields(const struct rfs_super *d, struct rfs_sb_info *sb)
 #define SAY(...) snprintf(why, whylen, __VA_ARGS__)
 #define BAD(...) (SAY(__VA_ARGS__), -EUCLEAN)
 
+int sb_is_static_block(const struct rfs_sb_info *sb, uint64_t b)
+{
+	unsigned i;
+
+	if (b == 0 || b == sb->freelist_blkno)
+		return 1;
+	if (b >= sb->journal_start && b < sb->journal_start + sb->journal_blocks)
+		return 1;
+	for (i = 0; i < RFS_NR_BACKUPS; i++)
+		if (b == sb->backup[i])
+			return 1;
+	return 0;
+}
+
 static int sb_check_geometry(const struct rfs_sb_info *sb, uint64_t dev_size, char *why,
 			     size_t whylen)
 {
@@ -140,6 +154,13 @@ static int sb_check_geometry(const struct rfs_sb_info *sb, uint64_t dev_size, ch
 		    sb->roots[i].blkno >= n)
 			return BAD("tree %u root %" PRIu64 " height %u invalid", i,
 				   sb->roots[i].blkno, sb->roots[i].height);
+		/* Nodes come from free space, which holds no static block: a
+		 * root among them says the layout fields are wrong (a journal
+		 * that long would be replayed over the trees). */
+		if (sb->roots[i].blkno && sb_is_static_block(sb, sb->roots[i].blkno))
+			return BAD("tree %u root %" PRIu64 " inside the static blocks (journal "
+				   "%" PRIu64 "+%" PRIu64 ")",
+				   i, sb->roots[i].blkno, sb->journal_start, sb->journal_blocks);
 	}
 	if (sb->free_blocks > n)
 		return BAD("free block count %" PRIu64 " exceeds the size", sb->free_blocks);

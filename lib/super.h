@@ -75,6 +75,9 @@ void sb_note_error(struct rfs_sb_info *sb, uint32_t err, uint64_t now);
 
 /* The place of backup I for a filesystem of BLOCK_COUNT blocks. */
 fsblock_t sb_backup_location(uint64_t block_count, unsigned i);
+/* The blocks mkfs lays out and free space never holds: block 0, the free
+ * list block, the journal and the backups. */
+int sb_is_static_block(const struct rfs_sb_info *sb, uint64_t b);
 
 /* Names the first unsupported incompat / ro_compat bit, or NULL. */
 const char *sb_unsupported_feature(const struct rfs_sb_info *sb, int for_write);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
  * test_super.c - unit tests of lib/super.c: restoring a damaged primary
- * superblock from a backup (what fsck does for SB_PRIMARY_BAD).
+ * superblock from a backup (what fsck does for SB_PRIMARY_BAD), and a
+ * layout that puts a tree root among the static blocks refused.
  */
 #include <check.h>
 #include <errno.h>
@@ -65,6 +66,29 @@ START_TEST(backups_rewritten_after_damage)
 }
 END_TEST
 
+/* A copy whose journal would run over the trees (a checksummed but wrong
+ * length) is refused, so that recovery never replays a log over them. */
+START_TEST(root_inside_journal_refused)
+{
+	struct rfs_sb_info made, bad, now;
+	char why[160];
+	struct rfs_dev *dev = formatted(&made);
+
+	bad = made;
+	bad.journal_blocks = made.roots[RFS_TREE_INODE].blkno - made.journal_start + 1;
+	ck_assert_int_eq(sb_write_primary(dev, &bad, bad.last_tid), 0);
+	ck_assert_int_eq(sb_read_primary(dev, &now, why, sizeof(why)), -EUCLEAN);
+	ck_assert_msg(strstr(why, "inside the static blocks") != NULL, "why: %s", why);
+	bad.journal_blocks = made.journal_blocks;
+	bad.roots[RFS_TREE_DIR].blkno = made.backup[0];
+	ck_assert_int_eq(sb_write_primary(dev, &bad, bad.last_tid), 0);
+	ck_assert_int_eq(sb_read_primary(dev, &now, why, sizeof(why)), -EUCLEAN);
+	ck_assert_int_eq(sb_write_primary(dev, &made, made.last_tid), 0);
+	ck_assert_msg(sb_read_primary(dev, &now, why, sizeof(why)) == 0, "primary: %s", why);
+	dev_close(dev);
+}
+END_TEST
+
 static Suite *super_suite(void)
 {
 	Suite *s = suite_create("super");
@@ -72,6 +96,7 @@ static Suite *super_suite(void)
 
 	tcase_add_test(tc, primary_restored_from_backup);
 	tcase_add_test(tc, backups_rewritten_after_damage);
+	tcase_add_test(tc, root_inside_journal_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
