@@ -7,6 +7,16 @@
  * disk with equal flags are merged when mapped. Nothing here allocates or
  * frees blocks: the caller does, so that reflink can decide between
  * freeing a block and dropping a reference.
+ *
+ * Inline data forks: the data fork of a regular file whose inode says
+ * RFS_INLINE_EXTENTS lives in the inode record (at most RFS_INLINE_EXTS
+ * extents, none in the tree). Every function below behaves the same for
+ * both; the one that would need more extents moves the fork to the tree
+ * in the same call (never back). These functions read and write the
+ * STORED inode record themselves: they take no struct rfs_inode, and the
+ * inline area of a regular file belongs to them (inode_write keeps it, so
+ * a caller's stale copy written afterwards cannot clobber it). An inode
+ * number with no inode record has its forks in the tree.
  */
 #ifndef RFS_BMAP_H
 #define RFS_BMAP_H
@@ -41,6 +51,12 @@ static inline fileoff_t bmap_clip_end(fileoff_t off, extlen_t len)
 #define RFS_MAX_EXTENT_LEN 0xffffffffull
 
 extern const struct rfs_btree_ops rfs_bmap_ops;
+
+/* Journal credits to add, once per inode whose data fork a transaction
+ * maps or unmaps, to the credits of its record changes: the inline fork
+ * is stored in the inode record, and may move to the tree (all its
+ * extents inserted), which happens at most once per inode. */
+uint32_t bmap_inline_credits(const struct rfs_fs *fs);
 
 /* Finds the extent of (INO, FORK) that contains OFF (returns 0), or else
  * the first one after OFF (returns 1). -ENOENT when no extent ends after

@@ -21,7 +21,8 @@ static uint32_t extent_credits(const struct rfs_fs *fs)
 
 uint32_t file_step_credits(const struct rfs_fs *fs)
 {
-	return RFS_TRUNC_STEP * extent_credits(fs) + btree_record_credits(&fs->inodes) + 1;
+	return RFS_TRUNC_STEP * extent_credits(fs) + bmap_inline_credits(fs) +
+	       btree_record_credits(&fs->inodes) + 1;
 }
 
 /* Dropping one reference from a chunk of blocks (at most RFS_REFC_STEP
@@ -47,7 +48,7 @@ uint32_t file_write_credits(const struct rfs_fs *fs, const struct rfs_inode *ino
 	uint32_t per =
 		(inode->flags & RFS_IFLAG_REFLINK) ? cow_segment_credits(fs) : extent_credits(fs);
 
-	return max * per + btree_record_credits(&fs->inodes) + 1;
+	return max * per + bmap_inline_credits(fs) + btree_record_credits(&fs->inodes) + 1;
 }
 
 int file_plan_read(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, extlen_t len,
@@ -518,7 +519,7 @@ int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_
 		off = a + len;
 	}
 	if (*credits)
-		*credits += btree_record_credits(&fs->inodes) + 1;
+		*credits += bmap_inline_credits(fs) + btree_record_credits(&fs->inodes) + 1;
 	return 0;
 }
 
@@ -556,7 +557,7 @@ uint32_t file_clone_credits(const struct rfs_fs *fs, int dst_empty)
 	/* per step: the source chunk shared and mapped, the destination's
 	 * chunk there cut out and unshared */
 	return RFS_CLONE_STEP * (refc_credits(fs, RFS_REFC_STEP) + 2 * bm + clear) +
-	       2 * btree_record_credits(&fs->inodes) + 1;
+	       bmap_inline_credits(fs) + 2 * btree_record_credits(&fs->inodes) + 1;
 }
 
 /* The source piece at OFF (before END): a written chunk whose blocks one

@@ -344,6 +344,38 @@ static int clones(struct share *s, unsigned n, uint64_t seed)
 	return unclone(fs, &e, rnd(32), rnd(32) + 1);
 }
 
+/* Deletes INODE's record, leaving its extents (and an attribute) with no
+ * owner: an inline data fork, which would go with the record, is first
+ * copied into extent tree records. */
+static int drop_inode(struct rfs_fs *fs, struct rfs_inode *inode)
+{
+	struct rfs_extent e[RFS_INLINE_EXTS];
+	struct rfs_inode stored;
+	unsigned n = 0, i;
+	fileoff_t off = 0;
+
+	TRY(xattr_set(fs, inode->ino, "user.k", "v", 1, 0));
+	TRY(dir_remove(fs, RFS_ROOT_INO, "b", 1, &(rfs_ino_t){0}));
+	TRY(inode_read(fs, inode->ino, &stored));
+	while (stored.inline_type == RFS_INLINE_EXTENTS && n < RFS_INLINE_EXTS &&
+	       bmap_find(fs, inode->ino, RFS_FORK_DATA, off, &e[n]) >= 0) {
+		off = e[n].off + e[n].len;
+		n++;
+	}
+	TRY(inode_delete(fs, inode->ino));
+	for (i = 0; i < n; i++) {
+		struct rfs_bmap_rec r = {
+			.ino = le64_make(inode->ino),
+			.fkey = le64_make(e[i].off),
+			.pblk = le64_make(e[i].pblk),
+			.len = le32_make((uint32_t)e[i].len),
+			.flags = le32_make(e[i].flags),
+		};
+		TRY(btree_insert(&fs->bmap, &r, sizeof(r)));
+	}
+	return 0;
+}
+
 static int damage(struct share *s, const char *what)
 {
 	struct rfs_fs *fs = s->fs;
@@ -403,11 +435,8 @@ static int damage(struct share *s, const char *what)
 		return map(fs, &s->a, RFS_FORK_DATA, 40, fs->sb.block_count - 2, 4);
 	if (!strcmp(what, "cow-overlap"))
 		return cow_overlap(s);
-	if (!strcmp(what, "no-inode")) {
-		TRY(xattr_set(fs, s->b.ino, "user.k", "v", 1, 0));
-		TRY(dir_remove(fs, RFS_ROOT_INO, "b", 1, &(rfs_ino_t){0}));
-		return inode_delete(fs, s->b.ino);
-	}
+	if (!strcmp(what, "no-inode"))
+		return drop_inode(fs, &s->b);
 	if (!strcmp(what, "nblocks")) {
 		s->a.nblocks += 3;
 		return inode_write(fs, &s->a);
