@@ -75,6 +75,12 @@ flip:2 FREE_TREE_CORRUPT -y
 flip:7 REFC_TREE_CORRUPT -y
 flip:freelist FREELIST_BAD|BLOCK_LEAKED -y
 no-inode EXTENT_NO_INODE -y 3 5
+inline-len INLINE_FORK_BAD|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
+inline-unsorted INLINE_FORK_BAD|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
+inline-bad-ext INLINE_FORK_BAD|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
+inline-not-file INLINE_FORK_NOT_FILE -y
+inline-and-tree INLINE_FORK_AND_TREE|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
+inline-no-feature INLINE_FORK_NO_FEATURE -p
 EOF
 
 # A primary tree's damaged node: the tree is rebuilt from what is still
