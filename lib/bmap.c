@@ -595,6 +595,25 @@ int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, e
 	return tree_unmap(fs, ino, fork, off, len, max_recs, release, arg, next);
 }
 
+int bmap_data_inline(struct rfs_fs *fs, rfs_ino_t ino)
+{
+	struct rfs_inode in;
+	struct rfs_extent e;
+	int ret = inode_read(fs, ino, &in);
+
+	if (ret)
+		return ret == -ENOENT ? 0 : ret; /* no record: forks in the tree */
+	if (!S_ISREG(in.mode) || in.inline_type != RFS_INLINE_NONE ||
+	    !(fs->sb.feat_incompat & RFS_FEAT_INCOMPAT_INLINE_FORK))
+		return 0;
+	ret = tree_find(fs, ino, RFS_FORK_DATA, 0, &e);
+	if (ret != -ENOENT)
+		return ret < 0 ? ret : 0; /* something is still mapped */
+	in.inline_type = RFS_INLINE_EXTENTS;
+	in.inline_len = 0;
+	return inode_write_all(fs, &in);
+}
+
 int bmap_any(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len)
 {
 	struct rfs_extent e;

@@ -461,19 +461,26 @@ int file_free_range(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 	fileoff_t end = bmap_clip_end(off, len);
 	int ret;
 
-	if (!(inode->flags & RFS_IFLAG_REFLINK))
-		return bmap_unmap(fs, inode->ino, RFS_FORK_DATA, off, len, RFS_TRUNC_STEP,
-				  release_blocks, &fc, next);
-	/* staging first: a step that does not get through it stops there,
-	 * and the next one starts at OFF again (its data is not freed yet) */
-	ret = file_cancel_cow(fs, inode, off, len, next);
-	if (ret || *next < end) {
-		*next = off;
-		return ret;
+	if (!(inode->flags & RFS_IFLAG_REFLINK)) {
+		ret = bmap_unmap(fs, inode->ino, RFS_FORK_DATA, off, len, RFS_TRUNC_STEP,
+				 release_blocks, &fc, next);
+	} else {
+		/* staging first: a step that does not get through it stops
+		 * there, and the next one starts at OFF again (its data is not
+		 * freed yet) */
+		ret = file_cancel_cow(fs, inode, off, len, next);
+		if (ret || *next < end) {
+			*next = off;
+			return ret;
+		}
+		ret = free_data_chunks(fs, inode, off, end, next);
+		if (!ret && *next >= end)
+			*next = bmap_range_end(off, len);
 	}
-	ret = free_data_chunks(fs, inode, off, end, next);
-	if (!ret && *next >= end)
-		*next = bmap_range_end(off, len);
+	/* freed to the end of the file: if nothing is left, the fork goes
+	 * back into the inode */
+	if (!ret && *next >= end && end == RFS_MAX_FILE_BLOCKS)
+		ret = bmap_data_inline(fs, inode->ino);
 	return ret;
 }
 

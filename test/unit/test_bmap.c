@@ -837,13 +837,22 @@ static void m_compare_inline(struct mctx *c, struct rfs_fs *fs, unsigned *ninlin
 	c->checks++;
 }
 
-/* Empties both forks of model inode K and gives it a new inode: its data
- * fork starts inline again. */
+/* Empties the data fork of model inode K and puts it back into the inode
+ * (bmap_data_inline), or empties both forks and gives it a new inode:
+ * either way its data fork is inline again. */
 static void m_new_inode(struct mctx *c, unsigned k)
 {
 	struct fmodel *d = &c->m[2 * k], *w = &c->m[2 * k + 1];
+	struct rfs_extent ie[RFS_INLINE_EXTS];
+	unsigned n;
 
 	do_unmap(c, d, 0, UINT64_MAX, 16);
+	if (rng_below(&c->rng, 2)) {
+		REQUIRE_INT(bmap_data_inline(c->fs, d->ino), 0);
+		REQUIRE(inline_fork(c->fs, d->ino, ie, &n) && n == 0,
+			"inode %" PRIu64 ": the emptied fork is not back inline", d->ino);
+		return;
+	}
 	do_unmap(c, w, 0, UINT64_MAX, 16);
 	REQUIRE_INT(inode_delete(c->fs, d->ino), 0);
 	d->ino = w->ino = new_file(c->fs);
@@ -897,7 +906,7 @@ START_TEST(test_inline_model)
 	m_compare_inline(&c, copy, &ninline);
 	ck_assert_int_eq(fs_close(copy), 0);
 	printf("bmap inline model: %" PRIu64 " ops, %" PRIu64 " forks moved to the tree, %" PRIu64
-	       " files made again, %" PRIu64 " checks, %u inline at the end\n",
+	       " emptied forks made inline again, %" PRIu64 " checks, %u inline at the end\n",
 	       c.ops, converted, recreated, c.checks, ninline);
 	ck_assert_uint_ge(converted, nops / 400);
 	ck_assert_uint_ge(c.refills, nops / 100);
@@ -1015,6 +1024,40 @@ START_TEST(test_inline_stale_copy)
 	fs->sb.feat_incompat &= ~RFS_FEAT_INCOMPAT_INLINE_FORK;
 	inode_init_new(fs, &now, S_IFREG | 0644, 0, 0);
 	ck_assert_uint_eq(now.inline_type, RFS_INLINE_NONE);
+	fs_done(fs);
+}
+END_TEST
+
+/* A data fork in the tree goes back into its inode once nothing is
+ * mapped, and only then; the CoW fork does not count. */
+START_TEST(test_inline_back)
+{
+	struct rfs_fs *fs = fs_mem(SMALL_FS, SMALL_CACHE);
+	rfs_ino_t ino = five_extents(fs);
+	struct rfs_extent e[RFS_INLINE_EXTS];
+	struct rel_log log;
+	fileoff_t next;
+	unsigned n;
+
+	rel_init(&log);
+	map_ok(fs, ino, DATA, 100, 7000, 1, 0);
+	map_ok(fs, ino, COW, 0, 8000, 2, 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 0);
+	ck_assert_int_eq(bmap_data_inline(fs, ino), 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 0); /* still maps blocks */
+	ck_assert_int_eq(bmap_unmap(fs, ino, DATA, 0, UINT64_MAX, 100, rel_cb, &log, &next), 0);
+	ck_assert_uint_eq(log.n, RFS_INLINE_EXTS + 1);
+	ck_assert_int_eq(bmap_data_inline(fs, ino), 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 1);
+	ck_assert_uint_eq(n, 0);
+	tree_check(fs, 1); /* the CoW extent stays in the tree */
+	map_ok(fs, ino, DATA, 3, 9000, 1, 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 1);
+	ck_assert_uint_eq(n, 1);
+	/* no inode record, or not a regular file: nothing to do */
+	ck_assert_int_eq(bmap_data_inline(fs, 999999), 0);
+	ck_assert_int_eq(bmap_data_inline(fs, RFS_ROOT_INO), 0);
+	free(log.v);
 	fs_done(fs);
 }
 END_TEST
@@ -1722,6 +1765,7 @@ static Suite *bmap_suite(void)
 	tcase_add_test(edge, test_inline_enospc);
 	tcase_add_test(edge, test_inline_stale_copy);
 	tcase_add_test(edge, test_inline_corrupt);
+	tcase_add_test(edge, test_inline_back);
 	suite_add_tcase(s, edge);
 
 	tcase_set_timeout(scale, 1200);
