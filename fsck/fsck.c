@@ -246,6 +246,7 @@ static void reset_ctx(struct fsck_ctx *ctx)
 	free(ctx->inodes);
 	free(ctx->dents);
 	free(ctx->exts);
+	free(ctx->inline_exts);
 	free(ctx->data_exts.v);
 	free(ctx->cow_exts.v);
 	free(ctx->shared.v);

@@ -89,10 +89,16 @@ struct ino_info {
 	uint8_t symlink_inline_ok; /* symlinks: inline length matches the size */
 	uint8_t reflink;	   /* RFS_IFLAG_REFLINK is set */
 	/* pass 4 (names): */
-	size_t name;	       /* directories: 1 + index of the entry kept */
-	uint8_t parent_names;  /* directories: an entry in its parent names it */
-	uint8_t cleared;       /* pass 4 freed it */
-	uint8_t inline_bad;    /* INODE_BAD reported, pass 4 to repair it */
+	size_t name;	      /* directories: 1 + index of the entry kept */
+	uint8_t parent_names; /* directories: an entry in its parent names it */
+	uint8_t cleared;      /* pass 4 freed it */
+	uint8_t inline_bad;   /* INODE_BAD reported, pass 4 to repair it */
+	/* pass 2, regular files with RFS_INLINE_EXTENTS: */
+	uint8_t inline_fork;  /* a well-formed inline data fork: inline_n extents ... */
+	uint8_t inline_n;     /* ... at ctx->inline_exts[inline_first] */
+	uint8_t inline_clear; /* a repair approved: drop the inline fork */
+	uint8_t tree_data;    /* the extent tree holds data-fork records of it too */
+	size_t inline_first;
 	uint8_t climb;	       /* on the parent chain being climbed */
 	uint8_t lost_reported; /* DIR_UNREACHABLE said of it */
 };
@@ -178,6 +184,8 @@ struct fsck_ctx {
 	size_t ndents, cap_dents;
 	struct ext_info *exts;
 	size_t nexts, cap_exts;
+	struct rfs_bmap_rec *inline_exts; /* well-formed inline data forks, inode order */
+	size_t ninline_exts, cap_inline_exts;
 	struct ivals data_exts;	  /* data fork extents (val: inode), tree order */
 	struct ivals cow_exts;	  /* CoW fork extents (val: inode), tree order */
 	struct ivals shared;	  /* SHARED refcount records (val: count), by start */

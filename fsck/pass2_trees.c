@@ -91,6 +91,79 @@ static void rec_cnt(struct fsck_ctx *ctx, const uint8_t *rec)
 	claims_add(&ctx->cnt_extents, rfs_get_le64(rec + 8), rfs_get_le64(rec), CLAIM_FREE);
 }
 
+/* Why INODE's inline data fork is malformed (FORMAT.md 7.2), or NULL. */
+static const char *inline_fork_fault(const struct rfs_inode *inode)
+{
+	const size_t esz = sizeof(struct rfs_inline_ext);
+	fileoff_t prev_end = 0;
+	unsigned i;
+
+	if (inode->inline_len % esz || inode->inline_len > RFS_INLINE_EXTS * esz)
+		return "inline_len is not a multiple of 24 up to 120";
+	for (i = 0; i < inode->inline_len / esz; i++) {
+		struct rfs_inline_ext x;
+		uint64_t off, pblk, len;
+
+		memcpy(&x, inode->inline_data + i * esz, esz);
+		off = le64_get(x.off);
+		pblk = le64_get(x.pblk);
+		len = le32_get(x.len);
+		if (pblk == 0 || len == 0)
+			return "an extent has block 0 or length 0";
+		if (le32_get(x.flags) & ~(uint32_t)RFS_BMAP_UNWRITTEN)
+			return "an extent has unknown flags";
+		if (off >= RFS_MAX_FILE_BLOCKS || len > RFS_MAX_FILE_BLOCKS - off ||
+		    pblk + len < pblk)
+			return "an extent lies beyond the largest offset or block";
+		if (off < prev_end)
+			return "extents are not sorted or overlap";
+		prev_end = off + len;
+	}
+	return NULL;
+}
+
+static void grow(void **v, size_t *cap, size_t n, size_t elem);
+
+/* Keeps a well-formed inline data fork for check_inline_forks (which
+ * feeds it to the checks once the extent tree has been walked), or says
+ * what is wrong with it. */
+static void note_inline_fork(struct fsck_ctx *ctx, struct ino_info *ii,
+			     const struct rfs_inode *inode)
+{
+	const char *why = inline_fork_fault(inode);
+	unsigned i, n = inode->inline_len / sizeof(struct rfs_inline_ext);
+
+	if (!S_ISREG(inode->mode)) {
+		ii->inline_bad = (uint8_t)fix_problem(ctx, PR_INLINE_FORK_NOT_FILE,
+						      "inode %" PRIu64 " (mode 0%o): dropped",
+						      inode->ino, inode->mode);
+		return;
+	}
+	if (why) {
+		ii->inline_clear = (uint8_t)fix_problem(
+			ctx, PR_INLINE_FORK_BAD, "inode %" PRIu64 ": %s: dropped", inode->ino, why);
+		return;
+	}
+	ii->inline_fork = 1;
+	ii->inline_n = (uint8_t)n;
+	ii->inline_first = ctx->ninline_exts;
+	for (i = 0; i < n; i++) {
+		struct rfs_inline_ext x;
+		struct rfs_bmap_rec *r;
+
+		grow((void **)&ctx->inline_exts, &ctx->cap_inline_exts, ctx->ninline_exts,
+		     sizeof(*r));
+		r = &ctx->inline_exts[ctx->ninline_exts++];
+		memcpy(&x, inode->inline_data + i * sizeof(x), sizeof(x));
+		r->ino = le64_make(inode->ino);
+		r->fkey = x.off; /* fork 0: the data fork */
+		r->pblk = x.pblk;
+		r->len = x.len;
+		r->flags = x.flags;
+		r->tid = le64_make(inode->tid);
+	}
+}
+
 static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 {
 	struct rfs_inode inode;
@@ -111,11 +184,13 @@ static void rec_inode(struct fsck_ctx *ctx, const uint8_t *rec, size_t len)
 					? inode.inline_len == inode.size
 					: inode.inline_type == RFS_INLINE_NONE && inode.size < 4096;
 	/* repaired by pass 4 (the tree cannot change during this walk) */
-	if (inode.inline_type > RFS_INLINE_SYMLINK ||
+	if (inode.inline_type > RFS_INLINE_EXTENTS ||
 	    (inode.inline_type == RFS_INLINE_SYMLINK && !S_ISLNK(inode.mode)))
 		ii->inline_bad = (uint8_t)fix_problem(ctx, PR_INODE_BAD,
 						      "inode %" PRIu64 ": inline data of type %u",
 						      inode.ino, inode.inline_type);
+	if (inode.inline_type == RFS_INLINE_EXTENTS)
+		note_inline_fork(ctx, ii, &inode);
 }
 
 static void add_ext_info(struct fsck_ctx *ctx, rfs_ino_t ino, uint64_t len, enum ext_kind kind)
@@ -193,6 +268,11 @@ static void rec_bmap(struct fsck_ctx *ctx, const uint8_t *rec)
 	memcpy(&r, rec, sizeof(r));
 	ino = le64_get(r.ino);
 	cow = (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) == RFS_FORK_COW;
+	if (!cow) {
+		struct ino_info *ii = fsck_find_ino(ctx, ino);
+		if (ii && ii->inline_fork)
+			ii->tree_data = 1;
+	}
 	same_fork = ctx->last_ext.valid && ctx->last_ext.ino == ino &&
 		    (ctx->last_ext.fkey >> RFS_BMAP_OFF_BITS) ==
 			    (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS);
@@ -323,6 +403,67 @@ static void check_tree(struct fsck_ctx *ctx, struct rfs_btree *t)
 		       chk.nodes, chk.records, t->height);
 }
 
+/* Feeds the inline fork of II to the checks as the tree's records are. */
+static void feed_inline_fork(struct fsck_ctx *ctx, const struct ino_info *ii)
+{
+	unsigned k;
+
+	for (k = 0; k < ii->inline_n; k++) {
+		const struct rfs_bmap_rec *r = &ctx->inline_exts[ii->inline_first + k];
+
+		ivals_add(&ctx->data_exts, le64_get(r->pblk), le32_get(r->len), ii->ino);
+		add_ext_info(ctx, ii->ino, le32_get(r->len), EXT_DATA);
+		add_fork_ext(ctx, r);
+	}
+}
+
+/*
+ * After the inode and extent trees: a well-formed inline data fork joins
+ * the checks unless the tree holds data records of the same file too (the
+ * tree's are kept: a file that outgrew its inode is in the tree). A fork
+ * that cannot stay is dropped now, before pass 3 may unmap the tree's
+ * extents of the file (bmap would take the inline fork for its data
+ * fork); not while the inode tree awaits a rebuild (the check restarts).
+ * Then: inline forks need the incompat feature.
+ */
+static void check_inline_forks(struct fsck_ctx *ctx)
+{
+	struct rfs_sb_info *sb = &ctx->fs->sb;
+	uint64_t forks = 0;
+	size_t i;
+
+	for (i = 0; i < ctx->ninodes; i++) {
+		struct ino_info *ii = &ctx->inodes[i];
+		if (ii->inline_fork && ii->tree_data) {
+			ii->inline_fork = 0;
+			ii->inline_clear = (uint8_t)fix_problem(
+				ctx, PR_INLINE_FORK_AND_TREE,
+				"inode %" PRIu64 ": %u inline extent(s) dropped, the tree's kept",
+				ii->ino, ii->inline_n);
+		}
+		if (ii->inline_fork) {
+			feed_inline_fork(ctx, ii);
+			forks++;
+		}
+		if (ii->inline_clear && ctx->trees_ok[RFS_TREE_INODE] &&
+		    !repair_inline(ctx, ii->ino))
+			ctx->fixed++;
+	}
+	if (!forks || (sb->feat_incompat & RFS_FEAT_INCOMPAT_INLINE_FORK))
+		return;
+	if (!fix_problem(ctx, PR_INLINE_FORK_NO_FEATURE,
+			 "%" PRIu64 " inode(s), incompat 0x%" PRIx64, forks, sb->feat_incompat))
+		return;
+	if (ctx->fs->readonly) {
+		printf("%s: cannot set the feature: the filesystem is open read-only\n",
+		       ctx->image);
+		return;
+	}
+	sb->feat_incompat |= RFS_FEAT_INCOMPAT_INLINE_FORK;
+	fs_sb_dirty(ctx->fs);
+	ctx->fixed++;
+}
+
 /*
  * Refcount records on an image without the reflink feature: a writer that
  * does not know the tree would free shared blocks while other files still
@@ -381,6 +522,7 @@ int pass2_trees(struct fsck_ctx *ctx)
 	apply_trims(ctx);
 	check_tree(ctx, &ctx->fs->xattrs);
 	check_tree(ctx, &ctx->fs->refc);
+	check_inline_forks(ctx);
 	check_reflink_feature(ctx);
 	check_freelist(ctx);
 	return ctx->trees_ok[0] ? 0 : FSCK_EXIT_OPERROR;

@@ -131,6 +131,24 @@ static const struct problem_def table[PR_COUNT] = {
 	 * its readable records. */
 	[PR_FREE_TREE_CORRUPT] = {"FREE_TREE_CORRUPT", "free-space B+tree is damaged", 0},
 	[PR_REFC_TREE_CORRUPT] = {"REFC_TREE_CORRUPT", "refcount B+tree is damaged", 0},
+	/* Inline data forks (FORMAT.md 7.2): a malformed one, or one beside
+	 * extent records, is dropped (the file keeps what the tree maps;
+	 * the blocks it held become leaked and free); one in something that
+	 * is not a regular file goes as other misplaced inline data does
+	 * (INODE_BAD's repair). */
+	[PR_INLINE_FORK_BAD] = {"INLINE_FORK_BAD", "inline data fork is malformed", 0},
+	[PR_INLINE_FORK_NOT_FILE] = {"INLINE_FORK_NOT_FILE",
+				     "inline data fork in something that is not a regular "
+				     "file",
+				     0},
+	[PR_INLINE_FORK_AND_TREE] = {"INLINE_FORK_AND_TREE",
+				     "file has an inline data fork and extent records", 0},
+	/* The forks are sound and the bit only keeps readers that do not
+	 * know them away: always safe, so preen may set it. */
+	[PR_INLINE_FORK_NO_FEATURE] = {"INLINE_FORK_NO_FEATURE",
+				       "inline data forks in use but the inline_fork "
+				       "feature is not set",
+				       PR_PREEN_OK},
 };
 
 const struct problem_def *problem_def(enum problem_code code)

@@ -108,7 +108,8 @@ int repair_entry_rehash(struct fsck_ctx *ctx, struct dent_info *d)
 	return ret;
 }
 
-/* Reads inode INO, lets EDIT change it, writes it back. */
+/* Reads inode INO, lets EDIT change it, writes it back (inline area
+ * included: fsck edits the record as read, and repairs inline forks). */
 static int edit_inode(struct fsck_ctx *ctx, rfs_ino_t ino, const char *what,
 		      void (*edit)(struct rfs_inode *inode, uint64_t val), uint64_t val)
 {
@@ -119,7 +120,7 @@ static int edit_inode(struct fsck_ctx *ctx, rfs_ino_t ino, const char *what,
 		ret = inode_read(ctx->fs, ino, &inode);
 	if (!ret) {
 		edit(&inode, val);
-		ret = inode_write(ctx->fs, &inode);
+		ret = inode_write_all(ctx->fs, &inode);
 	}
 	return failed(ctx, what, ino, ret);
 }
@@ -238,10 +239,11 @@ int repair_orphan_entry(struct fsck_ctx *ctx, rfs_ino_t ino)
 	return failed(ctx, "add to the orphan list", ino, ret);
 }
 
-/* Inline data of an unknown type, or a symlink target in something that
- * is not a symlink: regular files and directories keep no inline data in
- * this version, so it is dropped; a symlink whose inline bytes are as
- * long as its size keeps them as its target. */
+/* Inline data of an unknown type, a symlink target in something that is
+ * not a symlink, an inline data fork in something that is not a regular
+ * file, or a regular file's inline fork that cannot stay: it is dropped
+ * (a regular file's data fork is then the extent tree's); a symlink whose
+ * inline bytes are as long as its size keeps them as its target. */
 static void fix_inline(struct rfs_inode *inode, uint64_t unused)
 {
 	(void)unused;

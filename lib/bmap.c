@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "inode.h"
 #include "util.h"
 
 static uint64_t fkey(unsigned fork, fileoff_t off)
@@ -84,8 +85,8 @@ static int rec_owned(const void *rec, rfs_ino_t ino, unsigned fork)
 	return le64_get(r.ino) == ino && (le64_get(r.fkey) >> RFS_BMAP_OFF_BITS) == fork;
 }
 
-int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
-	      struct rfs_extent *ext)
+static int tree_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+		     struct rfs_extent *ext)
 {
 	struct rfs_btree_cursor cur;
 	struct rfs_bmap_rec key;
@@ -128,14 +129,12 @@ int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
 	return ext->off > off ? 1 : 0;
 }
 
-int bmap_find_prev(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
-		   struct rfs_extent *ext)
+static int tree_find_prev(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+			  struct rfs_extent *ext)
 {
 	struct rfs_bmap_rec key, r;
 	int ret;
 
-	if (fork > RFS_FORK_COW)
-		return -EINVAL;
 	key_encode(&key, ino, fork, RFS_MIN(off, RFS_MAX_FILE_BLOCKS - 1));
 	ret = btree_lookup(&fs->bmap, &key, RFS_LOOKUP_LE, &r, sizeof(r), NULL);
 	if (ret)
@@ -190,7 +189,7 @@ static int left_neighbour(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileo
 
 	if (off == 0)
 		return -ENOENT;
-	ret = bmap_find(fs, ino, fork, off - 1, left);
+	ret = tree_find(fs, ino, fork, off - 1, left);
 	if (ret < 0)
 		return ret;
 	return ret == 0 && left->off + left->len == off ? 0 : -ENOENT;
@@ -208,15 +207,12 @@ static int map_check(unsigned fork, const struct rfs_extent *e)
 	return 0;
 }
 
-int bmap_map(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e)
+static int tree_map(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e)
 {
 	struct rfs_extent m = *e, left, right;
 	int ret, lret, merge_right;
 
-	ret = map_check(fork, e);
-	if (ret)
-		return ret;
-	ret = bmap_find(fs, ino, fork, e->off, &right);
+	ret = tree_find(fs, ino, fork, e->off, &right);
 	if (ret == 0 || (ret == 1 && right.off < e->off + e->len))
 		return -EUCLEAN; /* already mapped: the caller's map is corrupt */
 	if (ret < 0 && ret != -ENOENT)
@@ -265,21 +261,19 @@ static int cut_extent(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const str
 	return ret;
 }
 
-int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
-	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next)
+static int tree_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
+		      unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next)
 {
 	fileoff_t end = bmap_clip_end(off, len), done = bmap_range_end(off, len);
 	unsigned n;
 	int ret = 0;
 
 	*next = off;
-	if (fork > RFS_FORK_COW || max_recs == 0)
-		return -EINVAL; /* max_recs 0 would never make progress */
 	for (n = 0; off < end && n < max_recs; n++) {
 		struct rfs_extent e;
 		fileoff_t a, b;
 
-		ret = bmap_find(fs, ino, fork, off, &e);
+		ret = tree_find(fs, ino, fork, off, &e);
 		if (ret == -ENOENT || (ret >= 0 && e.off >= end)) {
 			off = end;
 			ret = 0;
@@ -304,6 +298,322 @@ int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, e
 	return ret;
 }
 
+/* --- data forks kept in the inode record (RFS_INLINE_EXTENTS) ---------------- */
+
+/* A data fork as its inode holds it, with room for one extent more than
+ * fits: a map or a split that outgrows the inode moves it to the tree. */
+struct ifork {
+	struct rfs_inode inode;
+	struct rfs_extent e[RFS_INLINE_EXTS + 1];
+	unsigned n;
+};
+
+/* Decodes the inline extents, checking them as check_rec checks records,
+ * and that they are sorted and do not overlap. */
+static int ifork_decode(struct ifork *f)
+{
+	const struct rfs_inode *in = &f->inode;
+	unsigned i;
+
+	if (!S_ISREG(in->mode) || in->inline_len % sizeof(struct rfs_inline_ext) ||
+	    in->inline_len > RFS_INLINE_EXTS * sizeof(struct rfs_inline_ext))
+		return -EUCLEAN;
+	f->n = in->inline_len / sizeof(struct rfs_inline_ext);
+	for (i = 0; i < f->n; i++) {
+		struct rfs_inline_ext x;
+		struct rfs_extent *e = &f->e[i];
+
+		memcpy(&x, in->inline_data + i * sizeof(x), sizeof(x));
+		e->off = le64_get(x.off);
+		e->pblk = le64_get(x.pblk);
+		e->len = le32_get(x.len);
+		e->flags = le32_get(x.flags);
+		e->tid = in->tid;
+		if (map_check(RFS_FORK_DATA, e) || (i && e[-1].off + e[-1].len > e->off))
+			return -EUCLEAN;
+	}
+	return 0;
+}
+
+/* 1 if INO's FORK is kept inline (*F holds it), 0 if it is in the tree
+ * (the CoW fork always is; so is the fork of an inode with no record). */
+static int ifork_load(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, struct ifork *f)
+{
+	int ret;
+
+	if (fork != RFS_FORK_DATA)
+		return 0;
+	ret = inode_read(fs, ino, &f->inode);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret)
+		return ret;
+	if (f->inode.inline_type != RFS_INLINE_EXTENTS)
+		return 0;
+	ret = ifork_decode(f);
+	return ret ? ret : 1;
+}
+
+/* Writes F back into its inode record (at most RFS_INLINE_EXTS extents). */
+static int ifork_store(struct rfs_fs *fs, struct ifork *f)
+{
+	unsigned i;
+
+	for (i = 0; i < f->n; i++) {
+		struct rfs_inline_ext x;
+
+		x.off = le64_make(f->e[i].off);
+		x.pblk = le64_make(f->e[i].pblk);
+		x.len = le32_make((uint32_t)f->e[i].len);
+		x.flags = le32_make(f->e[i].flags);
+		memcpy(f->inode.inline_data + i * sizeof(x), &x, sizeof(x));
+	}
+	f->inode.inline_type = RFS_INLINE_EXTENTS;
+	f->inode.inline_len = (uint16_t)(f->n * sizeof(struct rfs_inline_ext));
+	return inode_write_all(fs, &f->inode);
+}
+
+/*
+ * Moves F's extents to the tree and leaves the inode without an inline
+ * fork. On failure (-ENOSPC splitting a node) the records already
+ * inserted are deleted again: the fork stays inline as it was stored.
+ */
+static int ifork_to_tree(struct rfs_fs *fs, const struct ifork *f)
+{
+	struct rfs_inode inode = f->inode;
+	unsigned i, done;
+	int ret = 0;
+
+	for (done = 0; done < f->n && !ret; done++)
+		ret = rec_insert(fs, inode.ino, RFS_FORK_DATA, &f->e[done]);
+	if (ret)
+		done--; /* the failed insert changed nothing */
+	if (!ret) {
+		inode.inline_type = RFS_INLINE_NONE;
+		inode.inline_len = 0;
+		ret = inode_write_all(fs, &inode);
+		if (!ret)
+			return 0;
+	}
+	for (i = 0; i < done; i++)
+		rec_delete(fs, inode.ino, RFS_FORK_DATA, f->e[i].off);
+	return ret;
+}
+
+static void ifork_insert_at(struct ifork *f, unsigned i, const struct rfs_extent *e)
+{
+	memmove(&f->e[i + 1], &f->e[i], (f->n - i) * sizeof(f->e[0]));
+	f->e[i] = *e;
+	f->n++;
+}
+
+static void ifork_remove_at(struct ifork *f, unsigned i)
+{
+	memmove(&f->e[i], &f->e[i + 1], (f->n - i - 1) * sizeof(f->e[0]));
+	f->n--;
+}
+
+/* The index of the first extent that ends after OFF (F->n if none). */
+static unsigned ifork_index(const struct ifork *f, fileoff_t off)
+{
+	unsigned i = 0;
+
+	while (i < f->n && f->e[i].off + f->e[i].len <= off)
+		i++;
+	return i;
+}
+
+static int ifork_find(const struct ifork *f, fileoff_t off, struct rfs_extent *ext)
+{
+	unsigned i = ifork_index(f, off);
+
+	if (i == f->n)
+		return -ENOENT;
+	*ext = f->e[i];
+	return ext->off > off ? 1 : 0;
+}
+
+static int ifork_find_prev(const struct ifork *f, fileoff_t off, struct rfs_extent *ext)
+{
+	fileoff_t lim = RFS_MIN(off, RFS_MAX_FILE_BLOCKS - 1);
+	unsigned i = f->n;
+
+	while (i > 0 && f->e[i - 1].off > lim)
+		i--;
+	if (i == 0)
+		return -ENOENT;
+	*ext = f->e[i - 1];
+	return 0;
+}
+
+/* As tree_map, merging in the same order (right, then left). */
+static int ifork_map(struct rfs_fs *fs, struct ifork *f, const struct rfs_extent *e)
+{
+	struct rfs_extent m = *e;
+	unsigned i = ifork_index(f, e->off);
+
+	if (i < f->n && f->e[i].off < e->off + e->len)
+		return -EUCLEAN; /* already mapped: the caller's map is corrupt */
+	if (i < f->n && can_merge(&m, &f->e[i])) {
+		m.len += f->e[i].len;
+		ifork_remove_at(f, i);
+	}
+	if (i > 0 && can_merge(&f->e[i - 1], &m))
+		f->e[i - 1].len += m.len;
+	else
+		ifork_insert_at(f, i, &m);
+	return f->n > RFS_INLINE_EXTS ? ifork_to_tree(fs, f) : ifork_store(fs, f);
+}
+
+/* Removes [A, B) from extent I (which contains it), as cut_extent. */
+static void ifork_cut(struct ifork *f, unsigned i, fileoff_t a, fileoff_t b)
+{
+	struct rfs_extent e = f->e[i], tail = e;
+
+	tail.off = b;
+	tail.pblk = e.pblk + (b - e.off);
+	tail.len = e.off + e.len - b;
+	f->e[i].len = a - e.off;
+	if (f->e[i].len == 0)
+		ifork_remove_at(f, i--);
+	if (tail.len)
+		ifork_insert_at(f, i + 1, &tail);
+}
+
+/* As tree_unmap. A cut that splits an extent of a full fork moves the
+ * fork to the tree first; the tree goes on from there. The fork is
+ * stored once, at the end, with every cut made (even when a release
+ * failed: those blocks are unmapped, as the tree's would be). */
+static int ifork_unmap(struct rfs_fs *fs, struct ifork *f, fileoff_t off, extlen_t len,
+		       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next)
+{
+	fileoff_t start = off, end = bmap_clip_end(off, len), done = bmap_range_end(off, len);
+	unsigned n, cuts = 0;
+	int ret = 0, w;
+
+	for (n = 0; off < end && n < max_recs; n++) {
+		unsigned i = ifork_index(f, off);
+		struct rfs_extent e;
+		fileoff_t a, b;
+
+		if (i == f->n || f->e[i].off >= end) {
+			off = end;
+			break;
+		}
+		e = f->e[i];
+		a = RFS_MAX(off, e.off);
+		b = RFS_MIN(end, e.off + e.len);
+		if (a > e.off && b < e.off + e.len && f->n == RFS_INLINE_EXTS) {
+			ret = ifork_to_tree(fs, f);
+			if (ret)
+				break;
+			return tree_unmap(fs, f->inode.ino, RFS_FORK_DATA, off, done - off,
+					  max_recs - n, release, arg, next);
+		}
+		ifork_cut(f, i, a, b);
+		cuts++;
+		off = b;
+		if (release)
+			ret = release(arg, e.pblk + (a - e.off), b - a, e.flags);
+		if (ret)
+			break;
+	}
+	if (cuts) {
+		w = ifork_store(fs, f);
+		if (w) {
+			ret = w;
+			off = start; /* nothing of it reached the inode */
+		}
+	}
+	*next = !ret && off >= end ? done : off;
+	return ret;
+}
+
+/* --- the interface: either representation -------------------------------------- */
+
+uint32_t bmap_inline_credits(const struct rfs_fs *fs)
+{
+	return (RFS_INLINE_EXTS + 1) * btree_record_credits(&fs->bmap) +
+	       btree_record_credits(&fs->inodes);
+}
+
+int bmap_find(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+	      struct rfs_extent *ext)
+{
+	struct ifork f;
+	int ret;
+
+	if (fork > RFS_FORK_COW)
+		return -EINVAL;
+	ret = ifork_load(fs, ino, fork, &f);
+	if (ret < 0)
+		return ret;
+	return ret ? ifork_find(&f, off, ext) : tree_find(fs, ino, fork, off, ext);
+}
+
+int bmap_find_prev(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off,
+		   struct rfs_extent *ext)
+{
+	struct ifork f;
+	int ret;
+
+	if (fork > RFS_FORK_COW)
+		return -EINVAL;
+	ret = ifork_load(fs, ino, fork, &f);
+	if (ret < 0)
+		return ret;
+	return ret ? ifork_find_prev(&f, off, ext) : tree_find_prev(fs, ino, fork, off, ext);
+}
+
+int bmap_map(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const struct rfs_extent *e)
+{
+	struct ifork f;
+	int ret = map_check(fork, e);
+
+	if (ret)
+		return ret;
+	ret = ifork_load(fs, ino, fork, &f);
+	if (ret < 0)
+		return ret;
+	return ret ? ifork_map(fs, &f, e) : tree_map(fs, ino, fork, e);
+}
+
+int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
+	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next)
+{
+	struct ifork f;
+	int ret;
+
+	*next = off;
+	if (fork > RFS_FORK_COW || max_recs == 0)
+		return -EINVAL; /* max_recs 0 would never make progress */
+	ret = ifork_load(fs, ino, fork, &f);
+	if (ret < 0)
+		return ret;
+	if (ret)
+		return ifork_unmap(fs, &f, off, len, max_recs, release, arg, next);
+	return tree_unmap(fs, ino, fork, off, len, max_recs, release, arg, next);
+}
+
+int bmap_data_inline(struct rfs_fs *fs, rfs_ino_t ino)
+{
+	struct rfs_inode in;
+	struct rfs_extent e;
+	int ret = inode_read(fs, ino, &in);
+
+	if (ret)
+		return ret == -ENOENT ? 0 : ret; /* no record: forks in the tree */
+	if (!S_ISREG(in.mode) || in.inline_type != RFS_INLINE_NONE ||
+	    !(fs->sb.feat_incompat & RFS_FEAT_INCOMPAT_INLINE_FORK))
+		return 0;
+	ret = tree_find(fs, ino, RFS_FORK_DATA, 0, &e);
+	if (ret != -ENOENT)
+		return ret < 0 ? ret : 0; /* something is still mapped */
+	in.inline_type = RFS_INLINE_EXTENTS;
+	in.inline_len = 0;
+	return inode_write_all(fs, &in);
+}
+
 int bmap_any(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len)
 {
 	struct rfs_extent e;
@@ -320,14 +630,18 @@ int bmap_count(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, e
 	       uint64_t *blocks)
 {
 	fileoff_t end = bmap_clip_end(off, len); /* OFF + LEN may wrap */
-	int ret = 0;
+	struct ifork f;
+	int ret, inl;
 
 	*blocks = 0;
 	if (fork > RFS_FORK_COW)
 		return -EINVAL;
+	inl = ifork_load(fs, ino, fork, &f);
+	if (inl < 0)
+		return inl;
 	while (off < end) {
 		struct rfs_extent e;
-		ret = bmap_find(fs, ino, fork, off, &e);
+		ret = inl ? ifork_find(&f, off, &e) : tree_find(fs, ino, fork, off, &e);
 		if (ret == -ENOENT || (ret >= 0 && e.off >= end))
 			return 0;
 		if (ret < 0)

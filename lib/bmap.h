@@ -7,6 +7,15 @@
  * disk with equal flags are merged when mapped. Nothing here allocates or
  * frees blocks: the caller does, so that reflink can decide between
  * freeing a block and dropping a reference.
+ *
+ * Inline data forks: the data fork of a regular file whose inode says
+ * RFS_INLINE_EXTENTS lives in the inode record (at most RFS_INLINE_EXTS
+ * extents, none in the tree). Every function below behaves the same for
+ * both; the one that would need more extents moves the fork to the tree
+ * in the same call (only bmap_data_inline moves an empty one back). These functions read and write
+ * the STORED inode record themselves: they take no struct rfs_inode, and the inline area of a
+ * regular file belongs to them (inode_write keeps it, so a caller's stale copy written afterwards
+ * cannot clobber it). An inode number with no inode record has its forks in the tree.
  */
 #ifndef RFS_BMAP_H
 #define RFS_BMAP_H
@@ -42,6 +51,12 @@ static inline fileoff_t bmap_clip_end(fileoff_t off, extlen_t len)
 
 extern const struct rfs_btree_ops rfs_bmap_ops;
 
+/* Journal credits to add, once per inode whose data fork a transaction
+ * maps or unmaps, to the credits of its record changes: the inline fork
+ * is stored in the inode record, and may move to the tree (all its
+ * extents inserted), which happens at most once per inode. */
+uint32_t bmap_inline_credits(const struct rfs_fs *fs);
+
 /* Finds the extent of (INO, FORK) that contains OFF (returns 0), or else
  * the first one after OFF (returns 1). -ENOENT when no extent ends after
  * OFF. */
@@ -70,6 +85,13 @@ typedef int (*rfs_release_fn)(void *arg, fsblock_t pblk, extlen_t len, uint32_t 
  */
 int bmap_unmap(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, fileoff_t off, extlen_t len,
 	       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next);
+
+/* If regular file INO's data fork is in the tree and maps nothing, makes
+ * it an empty inline fork again (with the feature; else, or if anything is
+ * mapped, or if INO has no inode record, changes nothing): after a
+ * truncate to 0, a file written small again costs no extent record.
+ * Credits: bmap_inline_credits. */
+int bmap_data_inline(struct rfs_fs *fs, rfs_ino_t ino);
 
 /* 1 if anything of (INO, FORK) is mapped in [OFF, OFF+LEN), else 0: one
  * lookup, whatever the range holds. */

@@ -21,7 +21,8 @@ static uint32_t extent_credits(const struct rfs_fs *fs)
 
 uint32_t file_step_credits(const struct rfs_fs *fs)
 {
-	return RFS_TRUNC_STEP * extent_credits(fs) + btree_record_credits(&fs->inodes) + 1;
+	return RFS_TRUNC_STEP * extent_credits(fs) + bmap_inline_credits(fs) +
+	       btree_record_credits(&fs->inodes) + 1;
 }
 
 /* Dropping one reference from a chunk of blocks (at most RFS_REFC_STEP
@@ -47,7 +48,7 @@ uint32_t file_write_credits(const struct rfs_fs *fs, const struct rfs_inode *ino
 	uint32_t per =
 		(inode->flags & RFS_IFLAG_REFLINK) ? cow_segment_credits(fs) : extent_credits(fs);
 
-	return max * per + btree_record_credits(&fs->inodes) + 1;
+	return max * per + bmap_inline_credits(fs) + btree_record_credits(&fs->inodes) + 1;
 }
 
 int file_plan_read(struct rfs_fs *fs, rfs_ino_t ino, fileoff_t off, extlen_t len,
@@ -460,19 +461,26 @@ int file_free_range(struct rfs_fs *fs, struct rfs_inode *inode, fileoff_t off, e
 	fileoff_t end = bmap_clip_end(off, len);
 	int ret;
 
-	if (!(inode->flags & RFS_IFLAG_REFLINK))
-		return bmap_unmap(fs, inode->ino, RFS_FORK_DATA, off, len, RFS_TRUNC_STEP,
-				  release_blocks, &fc, next);
-	/* staging first: a step that does not get through it stops there,
-	 * and the next one starts at OFF again (its data is not freed yet) */
-	ret = file_cancel_cow(fs, inode, off, len, next);
-	if (ret || *next < end) {
-		*next = off;
-		return ret;
+	if (!(inode->flags & RFS_IFLAG_REFLINK)) {
+		ret = bmap_unmap(fs, inode->ino, RFS_FORK_DATA, off, len, RFS_TRUNC_STEP,
+				 release_blocks, &fc, next);
+	} else {
+		/* staging first: a step that does not get through it stops
+		 * there, and the next one starts at OFF again (its data is not
+		 * freed yet) */
+		ret = file_cancel_cow(fs, inode, off, len, next);
+		if (ret || *next < end) {
+			*next = off;
+			return ret;
+		}
+		ret = free_data_chunks(fs, inode, off, end, next);
+		if (!ret && *next >= end)
+			*next = bmap_range_end(off, len);
 	}
-	ret = free_data_chunks(fs, inode, off, end, next);
-	if (!ret && *next >= end)
-		*next = bmap_range_end(off, len);
+	/* freed to the end of the file: if nothing is left, the fork goes
+	 * back into the inode */
+	if (!ret && *next >= end && end == RFS_MAX_FILE_BLOCKS)
+		ret = bmap_data_inline(fs, inode->ino);
 	return ret;
 }
 
@@ -518,7 +526,7 @@ int file_free_credits(struct rfs_fs *fs, const struct rfs_inode *inode, fileoff_
 		off = a + len;
 	}
 	if (*credits)
-		*credits += btree_record_credits(&fs->inodes) + 1;
+		*credits += bmap_inline_credits(fs) + btree_record_credits(&fs->inodes) + 1;
 	return 0;
 }
 
@@ -556,7 +564,7 @@ uint32_t file_clone_credits(const struct rfs_fs *fs, int dst_empty)
 	/* per step: the source chunk shared and mapped, the destination's
 	 * chunk there cut out and unshared */
 	return RFS_CLONE_STEP * (refc_credits(fs, RFS_REFC_STEP) + 2 * bm + clear) +
-	       2 * btree_record_credits(&fs->inodes) + 1;
+	       bmap_inline_credits(fs) + 2 * btree_record_credits(&fs->inodes) + 1;
 }
 
 /* The source piece at OFF (before END): a written chunk whose blocks one

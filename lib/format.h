@@ -111,9 +111,14 @@ enum rfs_sb_state {
  * that does not know it may read, but a writer would free shared blocks. */
 #define RFS_FEAT_RO_COMPAT_REFLINK (1ull << 0)
 
+/* Regular files may keep their data fork in the inode record
+ * (RFS_INLINE_EXTENTS): a reader that does not know it would see files
+ * without blocks. */
+#define RFS_FEAT_INCOMPAT_INLINE_FORK (1ull << 0)
+
 #define RFS_FEAT_COMPAT_SUPP	0ull
 #define RFS_FEAT_RO_COMPAT_SUPP RFS_FEAT_RO_COMPAT_REFLINK
-#define RFS_FEAT_INCOMPAT_SUPP	0ull
+#define RFS_FEAT_INCOMPAT_SUPP	RFS_FEAT_INCOMPAT_INLINE_FORK
 
 #define RFS_LABEL_MAX  64
 #define RFS_NR_BACKUPS 2
@@ -252,7 +257,22 @@ enum rfs_inode_flags {
 enum rfs_inline_type {
 	RFS_INLINE_NONE = 0,
 	RFS_INLINE_SYMLINK = 1, /* inline_data holds the symlink target */
+	RFS_INLINE_EXTENTS = 2, /* regular files: the data fork, rfs_inline_ext[] */
 };
+
+/* One extent of a data fork kept in the inode (RFS_INLINE_EXTENTS):
+ * inline_data holds inline_len / 24 of them, sorted by offset, not
+ * overlapping, under the rules of struct rfs_bmap_rec. Their mapping tid
+ * is the inode's. */
+struct rfs_inline_ext {
+	rfs_le64_t off;	  /*  0 file offset (blocks), < 2^56 */
+	rfs_le64_t pblk;  /*  8 first physical block, != 0 */
+	rfs_le32_t len;	  /* 16 blocks, >= 1 */
+	rfs_le32_t flags; /* 20 enum rfs_bmap_flags */
+};
+_Static_assert(sizeof(struct rfs_inline_ext) == 24, "inline extent size");
+
+#define RFS_INLINE_EXTS 5 /* at most, in the 128 bytes of inline data */
 
 struct rfs_timestamp {
 	rfs_le64_t sec; /* signed seconds since the epoch */

@@ -93,6 +93,7 @@ int fs_geometry(const struct rfs_mkfs_opts *opts, uint64_t dev_size, struct rfs_
 	sb->mkfs_time = sb->write_time = (uint64_t)time(NULL);
 	sb->hash_seed = rfs_get_le64(sb->uuid + 8);
 	sb->feat_ro_compat = RFS_FEAT_RO_COMPAT_REFLINK;
+	sb->feat_incompat = opts->no_inline_fork ? 0 : RFS_FEAT_INCOMPAT_INLINE_FORK;
 	return 0;
 }
 

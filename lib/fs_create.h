@@ -28,6 +28,7 @@ struct rfs_mkfs_opts {
 	int have_uuid;
 	uint8_t uuid[16];
 	char label[RFS_LABEL_MAX + 1];
+	int no_inline_fork; /* leave RFS_FEAT_INCOMPAT_INLINE_FORK off */
 };
 
 /* Computes the geometry for DEV_SIZE bytes into SB. -EINVAL with WHY when

@@ -146,6 +146,8 @@ void inode_init_new(struct rfs_fs *fs, struct rfs_inode *inode, uint32_t mode, u
 	inode->nlink = 1;
 	inode->tid = fs->cache->cur_tid; /* the transaction making it */
 	inode->atime = inode->mtime = inode->ctime = inode->btime = now;
+	if (S_ISREG(mode) && (fs->sb.feat_incompat & RFS_FEAT_INCOMPAT_INLINE_FORK))
+		inode->inline_type = RFS_INLINE_EXTENTS; /* an empty data fork */
 	fs_sb_dirty(fs);
 }
 
@@ -208,10 +210,27 @@ void inode_touch(struct rfs_inode *inode, int mtime)
 		inode->mtime = now;
 }
 
-int inode_write(struct rfs_fs *fs, const struct rfs_inode *inode)
+int inode_write_all(struct rfs_fs *fs, const struct rfs_inode *inode)
 {
 	uint8_t rec[sizeof(struct rfs_dinode) + RFS_INLINE_MAX];
 	size_t len = inode_encode(inode, rec);
 
 	return btree_update(&fs->inodes, rec, len);
+}
+
+int inode_write(struct rfs_fs *fs, const struct rfs_inode *inode)
+{
+	struct rfs_inode stored, merged;
+	int ret;
+
+	if (!S_ISREG(inode->mode))
+		return inode_write_all(fs, inode);
+	ret = inode_read(fs, inode->ino, &stored);
+	if (ret)
+		return ret; /* -ENOENT as btree_update's */
+	merged = *inode;
+	merged.inline_type = stored.inline_type;
+	merged.inline_len = stored.inline_len;
+	memcpy(merged.inline_data, stored.inline_data, stored.inline_len);
+	return inode_write_all(fs, &merged);
 }

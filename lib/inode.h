@@ -15,6 +15,8 @@
 #include "fs.h"
 
 #define RFS_INLINE_MAX 128
+_Static_assert(RFS_INLINE_EXTS * sizeof(struct rfs_inline_ext) <= RFS_INLINE_MAX,
+	       "inline extents fit the inline area");
 
 extern const struct rfs_btree_ops rfs_inode_ops;
 
@@ -38,12 +40,26 @@ size_t inode_encode(const struct rfs_inode *inode, uint8_t *rec);
 int inode_decode(const uint8_t *rec, size_t len, struct rfs_inode *inode);
 
 /* Fills a new inode with the next inode number and generation from the
- * superblock, the given type/mode and owner, all timestamps now. */
+ * superblock, the given type/mode and owner, all timestamps now. A
+ * regular file gets an empty inline data fork when the filesystem has
+ * RFS_FEAT_INCOMPAT_INLINE_FORK. */
 void inode_init_new(struct rfs_fs *fs, struct rfs_inode *inode, uint32_t mode, uint32_t uid,
 		    uint32_t gid);
 int inode_insert(struct rfs_fs *fs, const struct rfs_inode *inode);
 int inode_read(struct rfs_fs *fs, rfs_ino_t ino, struct rfs_inode *inode);
+/*
+ * Ownership of the inline area of a REGULAR FILE: it is its data fork
+ * (RFS_INLINE_EXTENTS, or NONE when the fork is in the extent tree) and
+ * belongs to lib/bmap.c, which reads and writes it in the stored record
+ * on every call. A caller's decoded copy may be stale after any bmap
+ * call, so inode_write keeps the stored inline area of a regular file
+ * (type, length and bytes) whatever INODE says; every other field is
+ * INODE's. For other file types it writes INODE as it is.
+ */
 int inode_write(struct rfs_fs *fs, const struct rfs_inode *inode);
+/* Writes INODE as it is, inline area included: for bmap.c (the owner of
+ * a data fork kept inline) and for fsck repairs of the inline area. */
+int inode_write_all(struct rfs_fs *fs, const struct rfs_inode *inode);
 /* True if A and B would be stored as the same record. */
 int inode_same(const struct rfs_inode *a, const struct rfs_inode *b);
 /* Removes the inode record (its forks must already be empty). */

@@ -46,6 +46,8 @@ static void usage(FILE *f)
 		"  -L, --label LABEL        volume label, at most 64 bytes\n"
 		"  -U, --uuid UUID          use this UUID instead of a random one\n"
 		"  -f, --force              overwrite an existing reflinkfs filesystem\n"
+		"      --no-inline-fork     keep every data fork in the extent tree (an image\n"
+		"                           older readers can mount)\n"
 		"  -q, --quiet              print nothing on success\n"
 		"  -h, --help               show this help and exit\n"
 		"  -V, --version            show the version and exit\n"
@@ -103,6 +105,7 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 		{"label", required_argument, NULL, 'L'},
 		{"uuid", required_argument, NULL, 'U'},
 		{"force", no_argument, NULL, 'f'},
+		{"no-inline-fork", no_argument, NULL, 'I'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -140,6 +143,9 @@ static int parse_args(int argc, char **argv, struct mkfs_args *a)
 			break;
 		case 'f':
 			a->force = 1;
+			break;
+		case 'I':
+			a->opts.no_inline_fork = 1;
 			break;
 		case 'q':
 			a->quiet = 1;

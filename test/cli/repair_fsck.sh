@@ -23,13 +23,17 @@ read_root() { od -An -t u8 -j $((216 + 16 * $2)) -N 8 "$1" | tr -d ' '; }
 
 # damaged DAMAGE: a fresh image with rfs_share's files, damaged. DAMAGE is
 # an rfs_share damage, or flip:TREE (the root node of tree TREE, as
-# numbered in the superblock's roots) or flip:freelist (block 1).
+# numbered in the superblock's roots) or flip:freelist (block 1); with a
+# tree: prefix, on an image without inline data forks (every fork in the
+# extent tree).
 damaged() {
-	"$MKFS" -q -f -s 64M "$img" >/dev/null || bad "mkfs"
-	case $1 in
+	local d=$1 opts=
+	case $d in tree:*) opts=--no-inline-fork d=${d#tree:} ;; esac
+	"$MKFS" -q -f $opts -s 64M "$img" >/dev/null || bad "mkfs"
+	case $d in
 	flip:freelist) "$SHARE" "$img" none >/dev/null && flip "$img" 1 60 ;;
-	flip:*) "$SHARE" "$img" none >/dev/null && flip "$img" "$(read_root "$img" "${1#flip:}")" 2000 ;;
-	*) "$SHARE" "$img" "$1" >/dev/null ;;
+	flip:*) "$SHARE" "$img" none >/dev/null && flip "$img" "$(read_root "$img" "${d#flip:}")" 2000 ;;
+	*) "$SHARE" "$img" "$d" >/dev/null ;;
 	esac || bad "damage $1"
 }
 # same_files WHAT [INO...]: files INO (default a, b, c) read as before
@@ -70,18 +74,26 @@ data-on-node BLOCK_MULTIPLY_CLAIMED -y
 beyond-end EXTENT_BEYOND_END -y
 cow-overlap BLOCK_MULTIPLY_CLAIMED -y
 nblocks NBLOCKS_WRONG -y
-fork-overlap EXTENT_OVERLAP|BLOCK_MULTIPLY_CLAIMED|COW_IN_DATA_FORK|NBLOCKS_WRONG -y 3 4
+tree:fork-overlap EXTENT_OVERLAP|BLOCK_MULTIPLY_CLAIMED|COW_IN_DATA_FORK|NBLOCKS_WRONG -y 3 4
 flip:1 FREE_TREE_CORRUPT -y
 flip:2 FREE_TREE_CORRUPT -y
 flip:7 REFC_TREE_CORRUPT -y
 flip:freelist FREELIST_BAD|BLOCK_LEAKED -y
 no-inode EXTENT_NO_INODE -y 3 5
+inline-len INLINE_FORK_BAD|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
+inline-unsorted INLINE_FORK_BAD|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
+inline-bad-ext INLINE_FORK_BAD|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
+inline-not-file INLINE_FORK_NOT_FILE -y
+inline-and-tree INLINE_FORK_AND_TREE|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
+inline-no-feature INLINE_FORK_NO_FEATURE -p
 EOF
 
 # A primary tree's damaged node: the tree is rebuilt from what is still
 # readable, the rest follows (block counts, refcounts, free space). The
-# extent tree's only node: every file loses its blocks, and says so.
-damaged flip:5
+# extent tree's only node, with every data fork in it (no inline forks):
+# every file loses its blocks, and says so.
+"$MKFS" -q -f --no-inline-fork -s 64M "$img" >/dev/null && "$SHARE" "$img" none >/dev/null &&
+	flip "$img" "$(read_root "$img" 5)" 2000 || bad "damage flip:5 without inline forks"
 expect 1 "fsck -y salvages a lone extent tree node" "$FSCK" -fy "$img"
 expect_out "extents tree rebuilt from its 0 readable records" "the salvage is reported"
 expect 0 "clean after salvaging the extent tree" "$FSCK" -fn "$img"
@@ -89,10 +101,18 @@ expect 0 "clean after salvaging the extent tree" "$FSCK" -fn "$img"
 if [ "$(grep -c ' 0 00000000$' "$tmp/sum1")" -eq 3 ]; then ok; else
 	bad "files still map blocks"; cat "$tmp/sum1"
 fi
+# With inline data forks the node holds only c's CoW extent: no file
+# loses anything.
+damaged flip:5
+expect 1 "fsck -y salvages the extent tree beside inline forks" "$FSCK" -fy "$img"
+expect 0 "clean after salvaging the extent tree beside inline forks" "$FSCK" -fn "$img"
+same_files "flip:5 with inline forks"
 
-# One leaf of a two-level extent tree (200 clones): only the files whose
-# extents it held lose them, every other file reads as before.
-"$MKFS" -q -f -s 64M "$img" >/dev/null && "$SHARE" "$img" clones 200 1 >/dev/null || bad "clones"
+# One leaf of a two-level extent tree (200 clones, every fork in the
+# tree): only the files whose extents it held lose them, every other file
+# reads as before.
+"$MKFS" -q -f --no-inline-fork -s 64M "$img" >/dev/null &&
+	"$SHARE" "$img" clones 200 1 >/dev/null || bad "clones"
 "$SHARE" "$img" sum >"$tmp/sum0"
 root=$(read_root "$img" 5)
 nrecs=$(od -An -t u2 -j $((root * 4096 + 42)) -N 2 "$img" | tr -d ' ')
@@ -162,7 +182,10 @@ for damage in drop-shared wrong-count unshared-record unmerged leftover-staging 
 done
 
 # What the repairs chose: the inode tree keeps its node (a gets a hole at
-# offset 30), c's CoW extent wins over g's.
+# offset 30), c's CoW extent wins over g's. (The sums of the files of a
+# fresh image again: the clones above were made without inline forks.)
+damaged none
+"$SHARE" "$img" sum >"$tmp/sum0" || bad "sum of the undamaged files"
 damaged data-on-node
 "$FSCK" -fy "$img" >"$tmp/out" 2>&1
 expect_out "claimed by the inode tree and file data" "the overlap names both owners"

@@ -3,7 +3,9 @@
  * fsck_fuzz.c - fsck.reflinkfs on damaged metadata, as a libFuzzer target.
  *
  * A base image is made once: 1 MiB of 1 KiB blocks (mkfs, then the small
- * namespace of test/tools/names_tree.h and a clone with CoW staging). Its metadata blocks are
+ * namespace of test/tools/names_tree.h and a clone with CoW staging; its regular files keep their
+ * data forks inline, in the inode records, which patches to the inode tree's leaves hit, and
+ * the extent tree holds the CoW fork). Its metadata blocks are
  * listed: the superblock and backups, the free list block, the journal's first blocks, every node
  * of every tree. An input is a list of patches, each
  *

@@ -161,10 +161,10 @@ static int damage_fs(struct rfs_fs *fs, struct names_tree *t, const char *what)
 		return inode_write(fs, &t->s);
 	} else if (!strcmp(what, "inline-type")) {
 		t->g.inline_type = 7;
-		return inode_write(fs, &t->g);
+		return inode_write_all(fs, &t->g); /* inode_write keeps a file's inline fork */
 	} else if (!strcmp(what, "symlink-inline")) {
 		t->s.inline_type = 7;
-		return inode_write(fs, &t->s);
+		return inode_write_all(fs, &t->s);
 	} else {
 		return 1;
 	}

@@ -37,7 +37,8 @@
  *   beyond-end        a maps 4 blocks from the filesystem's last but one
  *   cow-overlap       a new file g's CoW fork maps c's staging blocks too
  *   nblocks           a's block count 3 too high
- *   fork-overlap      c's first extent runs 2 blocks into a second one of
+ *   fork-overlap      (extent tree forks: mkfs --no-inline-fork) c's first
+ *                     extent runs 2 blocks into a second one of
  *                     c's own (unwritten, at offset 4)
  *   no-inode          b's inode and name deleted, its extents (shared
  *                     with a) and an attribute left behind
@@ -365,6 +366,97 @@ static int clones(struct share *s, unsigned n, uint64_t seed)
 	return unclone(fs, &e, rnd(32), rnd(32) + 1);
 }
 
+/* Deletes INODE's record, leaving its extents (and an attribute) with no
+ * owner: an inline data fork, which would go with the record, is first
+ * copied into extent tree records. */
+static int drop_inode(struct rfs_fs *fs, struct rfs_inode *inode)
+{
+	struct rfs_extent e[RFS_INLINE_EXTS];
+	struct rfs_inode stored;
+	unsigned n = 0, i;
+	fileoff_t off = 0;
+
+	TRY(xattr_set(fs, inode->ino, "user.k", "v", 1, 0));
+	TRY(dir_remove(fs, RFS_ROOT_INO, "b", 1, &(rfs_ino_t){0}));
+	TRY(inode_read(fs, inode->ino, &stored));
+	while (stored.inline_type == RFS_INLINE_EXTENTS && n < RFS_INLINE_EXTS &&
+	       bmap_find(fs, inode->ino, RFS_FORK_DATA, off, &e[n]) >= 0) {
+		off = e[n].off + e[n].len;
+		n++;
+	}
+	TRY(inode_delete(fs, inode->ino));
+	for (i = 0; i < n; i++) {
+		struct rfs_bmap_rec r = {
+			.ino = le64_make(inode->ino),
+			.fkey = le64_make(e[i].off),
+			.pblk = le64_make(e[i].pblk),
+			.len = le32_make((uint32_t)e[i].len),
+			.flags = le32_make(e[i].flags),
+		};
+		TRY(btree_insert(&fs->bmap, &r, sizeof(r)));
+	}
+	return 0;
+}
+
+/* Replaces the inline area of inode INO with N extents (E) of raw
+ * fields, or with LEN bytes of a pattern if E is NULL. */
+static int poke_inline(struct rfs_fs *fs, rfs_ino_t ino, const uint64_t (*e)[4], unsigned n,
+		       unsigned len)
+{
+	struct rfs_inode in;
+	unsigned i;
+
+	TRY(inode_read(fs, ino, &in));
+	in.inline_type = RFS_INLINE_EXTENTS;
+	in.inline_len = (uint16_t)(e ? n * sizeof(struct rfs_inline_ext) : len);
+	for (i = 0; !e && i < len; i++)
+		in.inline_data[i] = (uint8_t)(0x5a + i);
+	for (i = 0; e && i < n; i++) {
+		struct rfs_inline_ext x = {le64_make(e[i][0]), le64_make(e[i][1]),
+					   le32_make((uint32_t)e[i][2]),
+					   le32_make((uint32_t)e[i][3])};
+		memcpy(in.inline_data + i * sizeof(x), &x, sizeof(x));
+	}
+	return inode_write_all(fs, &in);
+}
+
+/* Damages of inline data forks (c's: its 4 blocks are not shared). */
+static int damage_inline(struct share *s, const char *what)
+{
+	struct rfs_extent c0;
+	fsblock_t blk;
+
+	TRY(bmap_find(s->fs, s->c.ino, RFS_FORK_DATA, 0, &c0));
+	if (!strcmp(what, "inline-len"))
+		return poke_inline(s->fs, s->c.ino, NULL, 0, 23);
+	if (!strcmp(what, "inline-unsorted")) {
+		const uint64_t e[2][4] = {{2, c0.pblk + 2, 2, 0}, {0, c0.pblk, 2, 0}};
+		return poke_inline(s->fs, s->c.ino, e, 2, 0);
+	}
+	if (!strcmp(what, "inline-bad-ext")) {
+		const uint64_t e[1][4] = {{0, c0.pblk, 4, 4}};
+		return poke_inline(s->fs, s->c.ino, e, 1, 0);
+	}
+	if (!strcmp(what, "inline-not-file"))
+		return poke_inline(s->fs, RFS_ROOT_INO, NULL, 0, 0);
+	if (!strcmp(what, "inline-and-tree")) {
+		struct rfs_bmap_rec r = {
+			.ino = le64_make(s->c.ino), .fkey = le64_make(10), .len = le32_make(1)};
+		TRY(alloc_exact(s->fs, 1, &blk));
+		r.pblk = le64_make(blk);
+		s->c.nblocks += 1;
+		TRY(inode_write(s->fs, &s->c));
+		return btree_insert(&s->fs->bmap, &r, sizeof(r));
+	}
+	if (!strcmp(what, "inline-no-feature")) {
+		s->fs->sb.feat_incompat &= ~RFS_FEAT_INCOMPAT_INLINE_FORK;
+		fs_sb_dirty(s->fs);
+		return 0;
+	}
+	fprintf(stderr, "rfs_share: unknown damage '%s'\n", what);
+	return -EINVAL;
+}
+
 static int damage(struct share *s, const char *what)
 {
 	struct rfs_fs *fs = s->fs;
@@ -424,11 +516,10 @@ static int damage(struct share *s, const char *what)
 		return map(fs, &s->a, RFS_FORK_DATA, 40, fs->sb.block_count - 2, 4);
 	if (!strcmp(what, "cow-overlap"))
 		return cow_overlap(s);
-	if (!strcmp(what, "no-inode")) {
-		TRY(xattr_set(fs, s->b.ino, "user.k", "v", 1, 0));
-		TRY(dir_remove(fs, RFS_ROOT_INO, "b", 1, &(rfs_ino_t){0}));
-		return inode_delete(fs, s->b.ino);
-	}
+	if (!strcmp(what, "no-inode"))
+		return drop_inode(fs, &s->b);
+	if (!strncmp(what, "inline-", 7))
+		return damage_inline(s, what);
 	if (!strcmp(what, "fork-overlap"))
 		return fork_overlap(s);
 	if (!strcmp(what, "nblocks")) {

@@ -27,6 +27,7 @@
 #include "dev.h"
 #include "fs.h"
 #include "fs_create.h"
+#include "inode.h"
 #include "testutil.h"
 #include "util.h"
 
@@ -351,7 +352,9 @@ struct fmodel {
 struct mctx {
 	struct rfs_fs *fs;
 	struct rfs_rng rng;
-	struct fmodel *m; /* [M_FORKS] */
+	struct fmodel *m;  /* [M_FORKS] */
+	fileoff_t span;	   /* random offsets below this (<= M_SPAN) */
+	rfs_ino_t foreign; /* an inode number no model fork uses */
 	struct rel_log got, want;
 	struct walk w;
 	/* statistics */
@@ -495,7 +498,7 @@ static void m_compare_tree(struct mctx *c, struct rfs_fs *fs)
 /* Maps part of a random hole, often contiguous with a neighbour. */
 static void op_map(struct mctx *c, struct fmodel *f)
 {
-	fileoff_t o = rng_below(&c->rng, M_SPAN), hs, he, a, b;
+	fileoff_t o = rng_below(&c->rng, c->span), hs, he, a, b;
 	fsblock_t pblk;
 	uint32_t flags;
 	int l, r, ret;
@@ -547,7 +550,7 @@ static void op_map(struct mctx *c, struct fmodel *f)
 /* Maps a range overlapping a mapped block: -EUCLEAN. */
 static void op_overlap(struct mctx *c, struct fmodel *f)
 {
-	fileoff_t m = m_next_mapped(f, rng_below(&c->rng, M_SPAN)), a;
+	fileoff_t m = m_next_mapped(f, rng_below(&c->rng, c->span)), a;
 	extlen_t len;
 	int ret;
 
@@ -578,7 +581,7 @@ static void do_unmap(struct mctx *c, struct fmodel *f, fileoff_t off, extlen_t l
 
 static void op_unmap(struct mctx *c, struct fmodel *f)
 {
-	fileoff_t off = rng_below(&c->rng, M_SPAN);
+	fileoff_t off = rng_below(&c->rng, c->span);
 	unsigned k = (unsigned)rng_below(&c->rng, 1000), max_recs;
 	extlen_t len;
 
@@ -601,7 +604,7 @@ static void op_unmap(struct mctx *c, struct fmodel *f)
  * three pieces must merge into the original extent again. */
 static void op_punch_refill(struct mctx *c, struct fmodel *f)
 {
-	fileoff_t o = m_next_mapped(f, rng_below(&c->rng, M_SPAN)), s, e, a;
+	fileoff_t o = m_next_mapped(f, rng_below(&c->rng, c->span)), s, e, a;
 	fsblock_t pblk;
 	extlen_t len;
 	uint32_t flags;
@@ -631,7 +634,7 @@ static void op_query(struct mctx *c, struct fmodel *f)
 	fileoff_t off;
 
 	if (k < 80)
-		off = rng_below(&c->rng, M_SPAN);
+		off = rng_below(&c->rng, c->span);
 	else if (k < 90)
 		off = M_SPAN + rng_below(&c->rng, 64);
 	else
@@ -640,22 +643,23 @@ static void op_query(struct mctx *c, struct fmodel *f)
 	if (k % 4)
 		return;
 	/* Counts: short ranges, and now and then to the end of the file. */
-	off = rng_below(&c->rng, M_SPAN);
+	off = rng_below(&c->rng, c->span);
 	if (rng_below(&c->rng, 32))
 		check_count(c, f, off, rng_below(&c->rng, 1024));
 	else
 		check_count(c, f, off, rng_below(&c->rng, 2) ? UINT64_MAX : MAXOFF - off);
 }
 
-/* Inode 3 sits between model inodes 2 and UINT64_MAX and has nothing. */
+/* c->foreign (3 in test_model: between model inodes 2 and UINT64_MAX)
+ * has nothing. */
 static void op_foreign(struct mctx *c)
 {
-	fileoff_t off = rng_below(&c->rng, M_SPAN);
+	fileoff_t off = rng_below(&c->rng, c->span);
 	unsigned fork = (unsigned)rng_below(&c->rng, 2);
 	struct rfs_extent e;
 
-	REQUIRE_INT(bmap_find(c->fs, 3, fork, off, &e), -ENOENT);
-	REQUIRE_U64(count(c->fs, 3, fork, 0, UINT64_MAX), 0);
+	REQUIRE_INT(bmap_find(c->fs, c->foreign, fork, off, &e), -ENOENT);
+	REQUIRE_U64(count(c->fs, c->foreign, fork, 0, UINT64_MAX), 0);
 	c->finds++;
 }
 
@@ -690,6 +694,8 @@ START_TEST(test_model)
 	unsigned k;
 
 	rng_init(&c.rng, "bmap model", 0xb3a9001);
+	c.span = M_SPAN;
+	c.foreign = 3;
 	c.fs = fs_mem(SMALL_FS, 128u << 10); /* 128 nodes cached: evictions happen */
 	c.m = calloc(M_FORKS, sizeof(*c.m));
 	ck_assert_ptr_nonnull(c.m);
@@ -737,6 +743,366 @@ START_TEST(test_model)
 	free(c.got.v);
 	free(c.want.v);
 	free(c.w.v);
+}
+END_TEST
+
+/* --- inline data forks ------------------------------------------------------------ */
+
+/* A new regular file: with the feature (mkfs's default) an empty inline
+ * data fork. */
+static rfs_ino_t new_file(struct rfs_fs *fs)
+{
+	struct rfs_inode in;
+
+	inode_init_new(fs, &in, S_IFREG | 0644, 0, 0);
+	REQUIRE_INT(in.inline_type, RFS_INLINE_EXTENTS);
+	REQUIRE_INT(inode_insert(fs, &in), 0);
+	return in.ino;
+}
+
+/* 1 if INO's data fork is inline; its extents into E (*N of them). */
+static int inline_fork(struct rfs_fs *fs, rfs_ino_t ino, struct rfs_extent *e, unsigned *n)
+{
+	struct rfs_inode in;
+	unsigned i;
+
+	REQUIRE_INT(inode_read(fs, ino, &in), 0);
+	*n = 0;
+	if (in.inline_type != RFS_INLINE_EXTENTS)
+		return 0;
+	REQUIRE(in.inline_len % 24 == 0 && in.inline_len <= 24 * RFS_INLINE_EXTS,
+		"inode %" PRIu64 ": inline_len %u", ino, in.inline_len);
+	for (i = 0; i < in.inline_len / 24u; i++) {
+		struct rfs_inline_ext x;
+
+		memcpy(&x, in.inline_data + 24 * i, sizeof(x));
+		e[i] = (struct rfs_extent){le64_get(x.off), le64_get(x.pblk), le32_get(x.len),
+					   le32_get(x.flags), in.tid};
+	}
+	*n = i;
+	return 1;
+}
+
+/* Compares every fork with the model: an inline data fork extent by
+ * extent (and no record of it in the tree), any other fork record by
+ * record. */
+static void m_compare_inline(struct mctx *c, struct rfs_fs *fs, unsigned *ninline)
+{
+	struct rfs_extent ie[RFS_INLINE_EXTS];
+	size_t total = 0;
+	unsigned k;
+
+	walk_tree(fs, &c->w);
+	*ninline = 0;
+	for (k = 0; k < M_FORKS; k++) {
+		const struct fmodel *f = &c->m[k];
+		fileoff_t o = m_next_mapped(f, 0), s, e;
+		unsigned n = 0, inl = f->fork == DATA && inline_fork(fs, f->ino, ie, &n);
+		size_t i, w = 0;
+
+		*ninline += inl;
+		if (inl)
+			REQUIRE(walk_count(&c->w, f->ino, f->fork) == 0,
+				"inode %" PRIu64 ": inline fork and tree records", f->ino);
+		for (; o < M_SPAN; o = m_next_mapped(f, e)) {
+			const struct rfs_extent *x = NULL;
+			m_run(f, o, &s, &e);
+			if (inl) {
+				REQUIRE(w < n, "inode %" PRIu64 ": inline fork lacks %" PRIu64,
+					f->ino, s);
+				x = &ie[w++];
+			} else {
+				for (i = 0; i < c->w.n && !x; i++)
+					if (c->w.v[i].ino == f->ino && c->w.v[i].fork == f->fork &&
+					    c->w.v[i].e.off == s)
+						x = &c->w.v[i].e;
+				w++;
+				REQUIRE(x != NULL, "ino %" PRIu64 " fork %u: no record at %" PRIu64,
+					f->ino, f->fork, s);
+			}
+			REQUIRE(x->off == s && x->len == e - s && x->pblk == f->pblk[s] &&
+					x->flags == f->flags[s],
+				"ino %" PRIu64 " fork %u (%s): %" PRIu64 "+%" PRIu64 " -> %" PRIu64
+				", model %" PRIu64 "+%" PRIu64 " -> %" PRIu64,
+				f->ino, f->fork, inl ? "inline" : "tree", x->off, x->len, x->pblk,
+				s, e - s, f->pblk[s]);
+		}
+		REQUIRE(w == (inl ? n : walk_count(&c->w, f->ino, f->fork)),
+			"ino %" PRIu64 " fork %u: %zu runs in the model, more extents stored",
+			f->ino, f->fork, w);
+		if (!inl)
+			total += w;
+	}
+	REQUIRE(total == c->w.n, "the tree has %zu records, the model %zu", c->w.n, total);
+	c->checks++;
+}
+
+/* Empties the data fork of model inode K and puts it back into the inode
+ * (bmap_data_inline), or empties both forks and gives it a new inode:
+ * either way its data fork is inline again. */
+static void m_new_inode(struct mctx *c, unsigned k)
+{
+	struct fmodel *d = &c->m[2 * k], *w = &c->m[2 * k + 1];
+	struct rfs_extent ie[RFS_INLINE_EXTS];
+	unsigned n;
+
+	do_unmap(c, d, 0, UINT64_MAX, 16);
+	if (rng_below(&c->rng, 2)) {
+		REQUIRE_INT(bmap_data_inline(c->fs, d->ino), 0);
+		REQUIRE(inline_fork(c->fs, d->ino, ie, &n) && n == 0,
+			"inode %" PRIu64 ": the emptied fork is not back inline", d->ino);
+		return;
+	}
+	do_unmap(c, w, 0, UINT64_MAX, 16);
+	REQUIRE_INT(inode_delete(c->fs, d->ino), 0);
+	d->ino = w->ino = new_file(c->fs);
+}
+
+/*
+ * The model test again, on a few regular files whose data forks start
+ * inline, with offsets in a short span so that forks keep crossing the
+ * inline limit; now and then a file is emptied and made again. After
+ * every operation the representation is checked against the model.
+ */
+START_TEST(test_inline_model)
+{
+	struct mctx c = {0};
+	uint64_t i, nops = test_scale(60000), converted = 0, recreated = 0;
+	unsigned k, ninline, was[M_INOS];
+	struct rfs_fs *copy;
+
+	rng_init(&c.rng, "bmap inline model", 0x1a11e);
+	c.span = 40;
+	c.foreign = 1000000;
+	c.fs = fs_mem(SMALL_FS, SMALL_CACHE);
+	c.m = calloc(M_FORKS, sizeof(*c.m));
+	ck_assert_ptr_nonnull(c.m);
+	rel_init(&c.got);
+	rel_init(&c.want);
+	for (k = 0; k < M_INOS; k++) {
+		c.m[2 * k].ino = c.m[2 * k + 1].ino = new_file(c.fs);
+		c.m[2 * k].fork = DATA;
+		c.m[2 * k + 1].fork = COW;
+	}
+	for (i = 0; i < nops; i++) {
+		struct rfs_extent ie[RFS_INLINE_EXTS];
+		unsigned n;
+
+		for (k = 0; k < M_INOS; k++)
+			was[k] = (unsigned)inline_fork(c.fs, c.m[2 * k].ino, ie, &n);
+		if (rng_below(&c.rng, 200) == 0) {
+			m_new_inode(&c, (unsigned)rng_below(&c.rng, M_INOS));
+			recreated++;
+		} else {
+			model_step(&c);
+		}
+		for (k = 0; k < M_INOS; k++)
+			converted += was[k] && !inline_fork(c.fs, c.m[2 * k].ino, ie, &n);
+		if (i % 64 == 63)
+			m_compare_inline(&c, c.fs, &ninline);
+	}
+	m_compare_inline(&c, c.fs, &ninline);
+	copy = fs_clone(c.fs);
+	m_compare_inline(&c, copy, &ninline);
+	ck_assert_int_eq(fs_close(copy), 0);
+	printf("bmap inline model: %" PRIu64 " ops, %" PRIu64 " forks moved to the tree, %" PRIu64
+	       " emptied forks made inline again, %" PRIu64 " checks, %u inline at the end\n",
+	       c.ops, converted, recreated, c.checks, ninline);
+	ck_assert_uint_ge(converted, nops / 400);
+	ck_assert_uint_ge(c.refills, nops / 100);
+	for (k = 0; k < M_FORKS; k++)
+		do_unmap(&c, &c.m[k], 0, UINT64_MAX, 16);
+	m_compare_inline(&c, c.fs, &ninline);
+	tree_check(c.fs, 0);
+	fs_done(c.fs);
+	free(c.m);
+	free(c.got.v);
+	free(c.want.v);
+	free(c.w.v);
+}
+END_TEST
+
+/* Five extents that do not merge, at offsets 0, 10, ... 40. */
+static rfs_ino_t five_extents(struct rfs_fs *fs)
+{
+	rfs_ino_t ino = new_file(fs);
+	unsigned i;
+
+	for (i = 0; i < RFS_INLINE_EXTS; i++)
+		map_ok(fs, ino, DATA, 10 * i, 1000 + 100 * i, 4, 0);
+	return ino;
+}
+
+/* Takes every free block (in pieces), so that no tree can grow. */
+static void fill_space(struct rfs_fs *fs)
+{
+	fsblock_t start;
+	extlen_t len;
+
+	while (alloc_extent(fs, 0, 1, 1u << 20, &start, &len) == 0)
+		;
+	REQUIRE_U64(fs->sb.free_blocks, 0);
+}
+
+/* A fork that cannot move to the tree for want of a node stays inline
+ * exactly as it was, for a map and for an unmap that splits an extent. */
+START_TEST(test_inline_enospc)
+{
+	struct rfs_fs *fs = fs_mem(SMALL_FS, SMALL_CACHE);
+	struct rfs_extent before[RFS_INLINE_EXTS], after[RFS_INLINE_EXTS];
+	struct rel_log log;
+	rfs_ino_t ino = five_extents(fs);
+	unsigned n0, n1;
+	fileoff_t next = 7;
+
+	rel_init(&log);
+	ck_assert_int_eq(inline_fork(fs, ino, before, &n0), 1);
+	ck_assert_uint_eq(n0, RFS_INLINE_EXTS);
+	fill_space(fs);
+	ck_assert_int_eq(map(fs, ino, DATA, 100, 5000, 1, 0, 1), -ENOSPC);
+	ck_assert_int_eq(bmap_unmap(fs, ino, DATA, 11, 1, 4, rel_cb, &log, &next), -ENOSPC);
+	ck_assert_uint_eq(next, 11);
+	ck_assert_uint_eq(log.n, 0);
+	ck_assert_int_eq(inline_fork(fs, ino, after, &n1), 1);
+	ck_assert_uint_eq(n1, n0);
+	for (n1 = 0; n1 < n0; n1++)
+		ck_assert(before[n1].off == after[n1].off && before[n1].pblk == after[n1].pblk &&
+			  before[n1].len == after[n1].len && before[n1].flags == after[n1].flags);
+	tree_check(fs, 0);
+	/* Unmapping whole extents needs no node: it works on a full disk. */
+	ck_assert_int_eq(bmap_unmap(fs, ino, DATA, 40, 4, 4, rel_cb, &log, &next), 0);
+	ck_assert_uint_eq(log.n, 1);
+	ck_assert_int_eq(inline_fork(fs, ino, after, &n1), 1);
+	ck_assert_uint_eq(n1, 4);
+	/* With room again, the split moves the fork to the tree. */
+	ck_assert_int_eq(free_extent(fs, 1000 + 100 * 4, 4), 0);
+	map_ok(fs, ino, DATA, 40, 1400, 4, 0);
+	ck_assert_int_eq(bmap_unmap(fs, ino, DATA, 11, 1, 4, rel_cb, &log, &next), 0);
+	ck_assert_int_eq(inline_fork(fs, ino, after, &n1), 0);
+	tree_check(fs, RFS_INLINE_EXTS + 1);
+	expect_find(fs, ino, DATA, 11, 1, 12, 1102, 2, 0);
+	free(log.v);
+	fs_done(fs);
+}
+END_TEST
+
+/* The ownership rule: a caller's copy of the inode, read before bmap
+ * changed the inline fork, written back afterwards, changes the inode's
+ * other fields and leaves the fork alone (both ways across the limit). */
+START_TEST(test_inline_stale_copy)
+{
+	struct rfs_fs *fs = fs_mem(SMALL_FS, SMALL_CACHE);
+	struct rfs_extent e[RFS_INLINE_EXTS];
+	struct rfs_inode stale, now;
+	rfs_ino_t ino = new_file(fs);
+	unsigned n;
+
+	ck_assert_int_eq(inode_read(fs, ino, &stale), 0);
+	map_ok(fs, ino, DATA, 0, 500, 3, 0);
+	stale.nblocks = 3;
+	stale.uid = 77;
+	ck_assert_int_eq(inode_write(fs, &stale), 0);
+	ck_assert_int_eq(inode_read(fs, ino, &now), 0);
+	ck_assert_uint_eq(now.uid, 77);
+	ck_assert_uint_eq(now.nblocks, 3);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 1);
+	ck_assert_uint_eq(n, 1);
+	expect_find(fs, ino, DATA, 1, 0, 0, 500, 3, 0);
+
+	/* A copy from before the move to the tree cannot bring the inline
+	 * fork back. */
+	ck_assert_int_eq(inode_read(fs, ino, &stale), 0);
+	for (n = 1; n <= RFS_INLINE_EXTS; n++)
+		map_ok(fs, ino, DATA, 10 * n, 1000 + 100 * n, 2, 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 0);
+	ck_assert_int_eq(inode_write(fs, &stale), 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 0);
+	ck_assert_uint_eq(count(fs, ino, DATA, 0, UINT64_MAX), 3 + 2 * RFS_INLINE_EXTS);
+	tree_check(fs, RFS_INLINE_EXTS + 1);
+
+	/* Without the feature, new files keep their forks in the tree. */
+	fs->sb.feat_incompat &= ~RFS_FEAT_INCOMPAT_INLINE_FORK;
+	inode_init_new(fs, &now, S_IFREG | 0644, 0, 0);
+	ck_assert_uint_eq(now.inline_type, RFS_INLINE_NONE);
+	fs_done(fs);
+}
+END_TEST
+
+/* A data fork in the tree goes back into its inode once nothing is
+ * mapped, and only then; the CoW fork does not count. */
+START_TEST(test_inline_back)
+{
+	struct rfs_fs *fs = fs_mem(SMALL_FS, SMALL_CACHE);
+	rfs_ino_t ino = five_extents(fs);
+	struct rfs_extent e[RFS_INLINE_EXTS];
+	struct rel_log log;
+	fileoff_t next;
+	unsigned n;
+
+	rel_init(&log);
+	map_ok(fs, ino, DATA, 100, 7000, 1, 0);
+	map_ok(fs, ino, COW, 0, 8000, 2, 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 0);
+	ck_assert_int_eq(bmap_data_inline(fs, ino), 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 0); /* still maps blocks */
+	ck_assert_int_eq(bmap_unmap(fs, ino, DATA, 0, UINT64_MAX, 100, rel_cb, &log, &next), 0);
+	ck_assert_uint_eq(log.n, RFS_INLINE_EXTS + 1);
+	ck_assert_int_eq(bmap_data_inline(fs, ino), 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 1);
+	ck_assert_uint_eq(n, 0);
+	tree_check(fs, 1); /* the CoW extent stays in the tree */
+	map_ok(fs, ino, DATA, 3, 9000, 1, 0);
+	ck_assert_int_eq(inline_fork(fs, ino, e, &n), 1);
+	ck_assert_uint_eq(n, 1);
+	/* no inode record, or not a regular file: nothing to do */
+	ck_assert_int_eq(bmap_data_inline(fs, 999999), 0);
+	ck_assert_int_eq(bmap_data_inline(fs, RFS_ROOT_INO), 0);
+	free(log.v);
+	fs_done(fs);
+}
+END_TEST
+
+/* Garbage in the inline area is corruption, never a crash. */
+START_TEST(test_inline_corrupt)
+{
+	struct rfs_fs *fs = fs_mem(SMALL_FS, SMALL_CACHE);
+	rfs_ino_t ino = five_extents(fs);
+	struct rfs_inode in, bad;
+	struct rfs_extent e;
+	fileoff_t next;
+	unsigned i;
+
+	ck_assert_int_eq(inode_read(fs, ino, &in), 0);
+	for (i = 0; i < 6; i++) {
+		bad = in;
+		switch (i) {
+		case 0: /* not a whole extent */
+			bad.inline_len = 23;
+			break;
+		case 1: /* unsorted: the first extent's offset past the second's */
+			rfs_put_le64(bad.inline_data, 12);
+			break;
+		case 2: /* block 0 */
+			rfs_put_le64(bad.inline_data + 8, 0);
+			break;
+		case 3: /* length 0 */
+			memset(bad.inline_data + 16, 0, 4);
+			break;
+		case 4: /* unknown flag */
+			bad.inline_data[20] = 2;
+			break;
+		default: /* beyond the largest offset */
+			rfs_put_le64(bad.inline_data + 24 * 4, MAXOFF);
+		}
+		ck_assert_int_eq(inode_write_all(fs, &bad), 0);
+		ck_assert_int_eq(bmap_find(fs, ino, DATA, 0, &e), -EUCLEAN);
+		ck_assert_int_eq(map(fs, ino, DATA, 200, 9000, 1, 0, 1), -EUCLEAN);
+		ck_assert_int_eq(bmap_unmap(fs, ino, DATA, 0, 100, 8, NULL, NULL, &next), -EUCLEAN);
+		ck_assert_int_eq(bmap_any(fs, ino, DATA, 0, 100), -EUCLEAN);
+	}
+	ck_assert_int_eq(inode_write_all(fs, &in), 0);
+	ck_assert_uint_eq(count(fs, ino, DATA, 0, UINT64_MAX), 4 * RFS_INLINE_EXTS);
+	fs_done(fs);
 }
 END_TEST
 
@@ -1384,6 +1750,7 @@ static Suite *bmap_suite(void)
 
 	tcase_set_timeout(model, 1200);
 	tcase_add_test(model, test_model);
+	tcase_add_test(model, test_inline_model);
 	suite_add_tcase(s, model);
 
 	tcase_set_timeout(edge, 1200);
@@ -1395,6 +1762,10 @@ static Suite *bmap_suite(void)
 	tcase_add_test(edge, test_isolation);
 	tcase_add_test(edge, test_unmap_split);
 	tcase_add_test(edge, test_corrupt_leaf);
+	tcase_add_test(edge, test_inline_enospc);
+	tcase_add_test(edge, test_inline_stale_copy);
+	tcase_add_test(edge, test_inline_corrupt);
+	tcase_add_test(edge, test_inline_back);
 	suite_add_tcase(s, edge);
 
 	tcase_set_timeout(scale, 1200);

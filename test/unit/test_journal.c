@@ -616,6 +616,8 @@ static void irec_to_inode(const struct irec *r, struct rfs_inode *in)
 	in->size = r->start;
 	in->nblocks = r->len;
 	in->rdev = r->cookie;
+	/* raw bytes as a record payload (written with inode_write_all: the
+	 * journal must carry the record whatever it holds) */
 	in->inline_type = RFS_INLINE_NONE;
 	in->inline_len = r->inl;
 	fill_inline(in->inline_data, r->inl, in->ino, r->ver);
@@ -696,8 +698,8 @@ static void op_update(struct env *e, rfs_ino_t ino)
 	if (!rng_below(&e->rng, 4))
 		r.inl = (uint8_t)rng_below(&e->rng, RFS_INLINE_MAX + 1);
 	irec_to_inode(&r, &in);
-	ret = inode_write(e->fs, &in);
-	JCHECK(ret == 0, "inode_write(%" PRIu64 "): %d", ino, ret);
+	ret = inode_write_all(e->fs, &in);
+	JCHECK(ret == 0, "inode_write_all(%" PRIu64 "): %d", ino, ret);
 	model_set(e, ino, &r);
 	op_end(e, h, ino, 'u');
 }
@@ -752,8 +754,8 @@ static void op_alloc(struct env *e, rfs_ino_t ino, fsblock_t goal, extlen_t maxl
 	JCHECK(ret == 0 && r.len >= 1 && r.len <= maxlen, "alloc_extent: %d", ret);
 	r.aop = e->nops;
 	irec_to_inode(&r, &in);
-	ret = inode_write(e->fs, &in);
-	JCHECK(ret == 0, "inode_write(%" PRIu64 "): %d", ino, ret);
+	ret = inode_write_all(e->fs, &in);
+	JCHECK(ret == 0, "inode_write_all(%" PRIu64 "): %d", ino, ret);
 	model_set(e, ino, &r);
 	e->pending = grow(e->pending, &e->pcap, e->npending + 1, sizeof(*e->pending));
 	e->pending[e->npending++] = e->nops;
@@ -773,8 +775,8 @@ static void op_free(struct env *e, rfs_ino_t ino)
 	JCHECK(ret == 0, "free_extent(%" PRIu64 "+%" PRIu64 "): %d", r.start, r.len, ret);
 	r.start = r.len = r.aop = 0;
 	irec_to_inode(&r, &in);
-	ret = inode_write(e->fs, &in);
-	JCHECK(ret == 0, "inode_write(%" PRIu64 "): %d", ino, ret);
+	ret = inode_write_all(e->fs, &in);
+	JCHECK(ret == 0, "inode_write_all(%" PRIu64 "): %d", ino, ret);
 	model_set(e, ino, &r);
 	op_end(e, h, ino, 'f');
 }
