@@ -9,9 +9,10 @@
  * passes 2-3 through repair_problem()), and the superblock and names side
  * (pass1_super.c, pass4_names.c, repair_names.c). PR_PREEN_OK marks what
  * e2fsck -p also fixes unasked: summary counts, backups, link counts, the
- * orphan list, entry types, leaked blocks. Every entry still PR_NO_REPAIR
- * has no repair in this version, and fix_problem() says so plainly
- * instead of pretending.
+ * orphan list, entry types, leaked blocks. PR_NO_REPAIR marks what this
+ * fsck must not repair (a feature it does not know: what the bit protects
+ * is unknown to it), and fix_problem() says so plainly instead of
+ * pretending.
  */
 #include "problem.h"
 
@@ -170,7 +171,7 @@ int fix_problem(struct fsck_ctx *ctx, enum problem_code code, const char *fmt, .
 	if (ctx->mode == FSCK_NO)
 		printf(" (not fixed: -n)\n");
 	else if (p->flags & PR_NO_REPAIR)
-		printf(" (not fixed: no repair for this yet)\n");
+		printf(" (not fixed: this fsck must leave it alone)\n");
 	else if (ctx->mode == FSCK_PREEN && !(p->flags & PR_PREEN_OK))
 		printf(" (not fixed: run fsck without -p)\n");
 	else {

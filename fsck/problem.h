@@ -68,7 +68,7 @@ enum problem_code {
 
 /* Fix policies. */
 #define PR_PREEN_OK  (1u << 0) /* -p may fix it without asking */
-#define PR_NO_REPAIR (1u << 1) /* this version has no repair for it */
+#define PR_NO_REPAIR (1u << 1) /* this fsck must not repair it */
 
 struct problem_def {
 	const char *code; /* stable name, e.g. "BLOCK_LEAKED" */

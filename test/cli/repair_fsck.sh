@@ -88,6 +88,20 @@ inline-and-tree INLINE_FORK_AND_TREE|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
 inline-no-feature INLINE_FORK_NO_FEATURE -p
 EOF
 
+# A feature bit fsck does not know: reported, never "repaired" (a writer
+# that does not know what the bit protects must not touch the image), and
+# the image stays as it was. An unknown ro_compat bit allows reading: -n
+# checks the rest and says so; -y refuses to write.
+for feat in unknown-incompat unknown-ro-compat; do
+	damaged "$feat"
+	cp "$img" "$tmp/before"
+	expect 4 "fsck -n of $feat" "$FSCK" -fn "$img"
+	expect_out "\[SB_FEATURE_UNKNOWN\]" "$feat is reported as SB_FEATURE_UNKNOWN"
+	expect 4 "fsck -y of $feat leaves it uncorrected" "$FSCK" -fy "$img"
+	expect_out "SB_FEATURE_UNKNOWN" "-y names the unknown feature"
+	cmp -s "$img" "$tmp/before" && ok || bad "fsck -y of $feat wrote the image"
+done
+
 # A primary tree's damaged node: the tree is rebuilt from what is still
 # readable, the rest follows (block counts, refcounts, free space). The
 # extent tree's only node, with every data fork in it (no inline forks):

@@ -28,6 +28,8 @@
  *   overlap           a new file d maps a's P+6..P+7 with no record
  *   refc-overlap      a shared record of P+1..P+2 overlapping both others
  *   no-feature        RFS_FEAT_RO_COMPAT_REFLINK cleared
+ *   unknown-incompat  an incompat feature bit no program knows (62) set
+ *   unknown-ro-compat the same in the ro_compat mask
  *   leak              5 blocks allocated and mapped by nothing
  *   free-count        the superblock's free count 7 too high
  *   unmerged-free     the largest free extent split in two in both trees
@@ -492,6 +494,14 @@ static int damage(struct share *s, const char *what)
 		return overlap(s);
 	if (!strcmp(what, "refc-overlap"))
 		return shared_rec(fs, s->p + 1, 2, 2);
+	if (!strcmp(what, "unknown-incompat") || !strcmp(what, "unknown-ro-compat")) {
+		if (what[8] == 'i')
+			fs->sb.feat_incompat |= 1ull << 62;
+		else
+			fs->sb.feat_ro_compat |= 1ull << 62;
+		fs_sb_dirty(fs);
+		return 0;
+	}
 	if (!strcmp(what, "no-feature")) {
 		fs->sb.feat_ro_compat &= ~RFS_FEAT_RO_COMPAT_REFLINK;
 		fs_sb_dirty(fs);
