@@ -144,12 +144,13 @@ static const struct problem_def table[PR_COUNT] = {
 				     0},
 	[PR_INLINE_FORK_AND_TREE] = {"INLINE_FORK_AND_TREE",
 				     "file has an inline data fork and extent records", 0},
-	/* The forks are sound and the bit only keeps readers that do not
-	 * know them away: always safe, so preen may set it. */
+	/* The forks are well formed, but on an image made without the
+	 * feature they may as well be damage that looks like one; setting an
+	 * incompat bit locks older programs out, so it is not preen's call. */
 	[PR_INLINE_FORK_NO_FEATURE] = {"INLINE_FORK_NO_FEATURE",
 				       "inline data forks in use but the inline_fork "
 				       "feature is not set",
-				       PR_PREEN_OK},
+				       0},
 };
 
 const struct problem_def *problem_def(enum problem_code code)

@@ -252,12 +252,17 @@ static int cut_extent(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, const str
 	tail.off = b;
 	tail.pblk = e->pblk + (b - e->off);
 	tail.len = e->off + e->len - b;
-	if (head.len)
-		ret = rec_update(fs, ino, fork, &head);
-	else
-		ret = rec_delete(fs, ino, fork, e->off);
-	if (!ret && tail.len)
+	/* The tail first: its insert is what may fail for space (a node
+	 * split), and then nothing has changed; shortening the head in place
+	 * or deleting it needs no block. */
+	if (tail.len)
 		ret = rec_insert(fs, ino, fork, &tail);
+	if (!ret && head.len)
+		ret = rec_update(fs, ino, fork, &head);
+	else if (!ret)
+		ret = rec_delete(fs, ino, fork, e->off);
+	if (ret && tail.len && ret != -ENOSPC)
+		rec_delete(fs, ino, fork, tail.off); /* best effort: the head stayed */
 	return ret;
 }
 
@@ -341,8 +346,8 @@ static int ifork_load(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, struct if
 {
 	int ret;
 
-	if (fork != RFS_FORK_DATA)
-		return 0;
+	if (fork != RFS_FORK_DATA || !(fs->sb.feat_incompat & RFS_FEAT_INCOMPAT_INLINE_FORK))
+		return 0; /* without the feature no fork is inline: no inode read */
 	ret = inode_read(fs, ino, &f->inode);
 	if (ret == -ENOENT)
 		return 0;
@@ -354,23 +359,38 @@ static int ifork_load(struct rfs_fs *fs, rfs_ino_t ino, unsigned fork, struct if
 	return ret ? ret : 1;
 }
 
-/* Writes F back into its inode record (at most RFS_INLINE_EXTS extents). */
-static int ifork_store(struct rfs_fs *fs, struct ifork *f)
+/* Sets the inline area of F's inode, as stored now (only the inline area
+ * changes: nothing else of F's copy is written back), to TYPE with F's
+ * extents (RFS_INLINE_EXTENTS, at most RFS_INLINE_EXTS of them) or empty. */
+static int ifork_write(struct rfs_fs *fs, struct ifork *f, uint16_t type)
 {
-	unsigned i;
+	struct rfs_inode cur;
+	unsigned i, n = type == RFS_INLINE_EXTENTS ? f->n : 0;
+	int ret = inode_read(fs, f->inode.ino, &cur);
 
-	for (i = 0; i < f->n; i++) {
+	if (ret)
+		return ret;
+	for (i = 0; i < n; i++) {
 		struct rfs_inline_ext x;
 
 		x.off = le64_make(f->e[i].off);
 		x.pblk = le64_make(f->e[i].pblk);
 		x.len = le32_make((uint32_t)f->e[i].len);
 		x.flags = le32_make(f->e[i].flags);
-		memcpy(f->inode.inline_data + i * sizeof(x), &x, sizeof(x));
+		memcpy(cur.inline_data + i * sizeof(x), &x, sizeof(x));
 	}
-	f->inode.inline_type = RFS_INLINE_EXTENTS;
-	f->inode.inline_len = (uint16_t)(f->n * sizeof(struct rfs_inline_ext));
-	return inode_write_all(fs, &f->inode);
+	cur.inline_type = type;
+	cur.inline_len = (uint16_t)(n * sizeof(struct rfs_inline_ext));
+	ret = inode_write_all(fs, &cur);
+	if (!ret)
+		f->inode = cur;
+	return ret;
+}
+
+/* Writes F back into its inode record. */
+static int ifork_store(struct rfs_fs *fs, struct ifork *f)
+{
+	return ifork_write(fs, f, RFS_INLINE_EXTENTS);
 }
 
 /*
@@ -378,25 +398,23 @@ static int ifork_store(struct rfs_fs *fs, struct ifork *f)
  * fork. On failure (-ENOSPC splitting a node) the records already
  * inserted are deleted again: the fork stays inline as it was stored.
  */
-static int ifork_to_tree(struct rfs_fs *fs, const struct ifork *f)
+static int ifork_to_tree(struct rfs_fs *fs, struct ifork *f)
 {
-	struct rfs_inode inode = f->inode;
+	rfs_ino_t ino = f->inode.ino;
 	unsigned i, done;
 	int ret = 0;
 
 	for (done = 0; done < f->n && !ret; done++)
-		ret = rec_insert(fs, inode.ino, RFS_FORK_DATA, &f->e[done]);
+		ret = rec_insert(fs, ino, RFS_FORK_DATA, &f->e[done]);
 	if (ret)
 		done--; /* the failed insert changed nothing */
 	if (!ret) {
-		inode.inline_type = RFS_INLINE_NONE;
-		inode.inline_len = 0;
-		ret = inode_write_all(fs, &inode);
+		ret = ifork_write(fs, f, RFS_INLINE_NONE);
 		if (!ret)
 			return 0;
 	}
 	for (i = 0; i < done; i++)
-		rec_delete(fs, inode.ino, RFS_FORK_DATA, f->e[i].off);
+		rec_delete(fs, ino, RFS_FORK_DATA, f->e[i].off);
 	return ret;
 }
 
@@ -481,15 +499,16 @@ static void ifork_cut(struct ifork *f, unsigned i, fileoff_t a, fileoff_t b)
 }
 
 /* As tree_unmap. A cut that splits an extent of a full fork moves the
- * fork to the tree first; the tree goes on from there. The fork is
- * stored once, at the end, with every cut made (even when a release
- * failed: those blocks are unmapped, as the tree's would be). */
+ * fork to the tree first; the tree goes on from there. Each cut is stored
+ * before its blocks are released, as the tree's are: a store that fails
+ * (a split of the inode tree's leaf on a full disk) leaves that cut
+ * undone and nothing released, never blocks freed that a file maps. */
 static int ifork_unmap(struct rfs_fs *fs, struct ifork *f, fileoff_t off, extlen_t len,
 		       unsigned max_recs, rfs_release_fn release, void *arg, fileoff_t *next)
 {
-	fileoff_t start = off, end = bmap_clip_end(off, len), done = bmap_range_end(off, len);
-	unsigned n, cuts = 0;
-	int ret = 0, w;
+	fileoff_t end = bmap_clip_end(off, len), done = bmap_range_end(off, len);
+	unsigned n;
+	int ret = 0;
 
 	for (n = 0; off < end && n < max_recs; n++) {
 		unsigned i = ifork_index(f, off);
@@ -511,19 +530,14 @@ static int ifork_unmap(struct rfs_fs *fs, struct ifork *f, fileoff_t off, extlen
 					  max_recs - n, release, arg, next);
 		}
 		ifork_cut(f, i, a, b);
-		cuts++;
-		off = b;
+		ret = ifork_store(fs, f);
+		if (ret)
+			break;
+		off = b; /* unmapped up to here, even if the release fails */
 		if (release)
 			ret = release(arg, e.pblk + (a - e.off), b - a, e.flags);
 		if (ret)
 			break;
-	}
-	if (cuts) {
-		w = ifork_store(fs, f);
-		if (w) {
-			ret = w;
-			off = start; /* nothing of it reached the inode */
-		}
 	}
 	*next = !ret && off >= end ? done : off;
 	return ret;

@@ -223,7 +223,7 @@ int inode_write(struct rfs_fs *fs, const struct rfs_inode *inode)
 	struct rfs_inode stored, merged;
 	int ret;
 
-	if (!S_ISREG(inode->mode))
+	if (!S_ISREG(inode->mode) || !(fs->sb.feat_incompat & RFS_FEAT_INCOMPAT_INLINE_FORK))
 		return inode_write_all(fs, inode);
 	ret = inode_read(fs, inode->ino, &stored);
 	if (ret)

@@ -52,9 +52,10 @@ int inode_read(struct rfs_fs *fs, rfs_ino_t ino, struct rfs_inode *inode);
  * (RFS_INLINE_EXTENTS, or NONE when the fork is in the extent tree) and
  * belongs to lib/bmap.c, which reads and writes it in the stored record
  * on every call. A caller's decoded copy may be stale after any bmap
- * call, so inode_write keeps the stored inline area of a regular file
- * (type, length and bytes) whatever INODE says; every other field is
- * INODE's. For other file types it writes INODE as it is.
+ * call, so on a filesystem with RFS_FEAT_INCOMPAT_INLINE_FORK inode_write
+ * keeps the stored inline area of a regular file (type, length and bytes)
+ * whatever INODE says; every other field is INODE's. For other file types,
+ * or without the feature (no fork is inline), it writes INODE as it is.
  */
 int inode_write(struct rfs_fs *fs, const struct rfs_inode *inode);
 /* Writes INODE as it is, inline area included: for bmap.c (the owner of

@@ -85,7 +85,7 @@ inline-unsorted INLINE_FORK_BAD|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
 inline-bad-ext INLINE_FORK_BAD|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
 inline-not-file INLINE_FORK_NOT_FILE -y
 inline-and-tree INLINE_FORK_AND_TREE|BLOCK_LEAKED|NBLOCKS_WRONG -y 3 4
-inline-no-feature INLINE_FORK_NO_FEATURE -p
+inline-no-feature INLINE_FORK_NO_FEATURE -y
 EOF
 
 # A feature bit fsck does not know: reported, never "repaired" (a writer

@@ -1028,6 +1028,67 @@ START_TEST(test_inline_stale_copy)
 }
 END_TEST
 
+/*
+ * An unmap that splits an extent on a full disk: the record that would
+ * take the tail (an inode record 24 bytes longer, or a new tree record)
+ * may need a node split and fail with -ENOSPC. Then the fork must be as
+ * it was and nothing released: blocks freed while a file still maps them
+ * would be handed to another file. 400 files of 3 extents, both
+ * representations; each must hit -ENOSPC at least once.
+ */
+static void unmap_split_enospc(int inline_forks)
+{
+	struct rfs_fs *fs = fs_mem(SMALL_FS, SMALL_CACHE);
+	rfs_ino_t inos[400];
+	unsigned i, hit = 0;
+	fileoff_t next;
+
+	if (!inline_forks)
+		fs->sb.feat_incompat &= ~RFS_FEAT_INCOMPAT_INLINE_FORK;
+	for (i = 0; i < 400; i++) {
+		struct rfs_inode in;
+
+		inode_init_new(fs, &in, S_IFREG | 0644, 0, 0);
+		REQUIRE_INT(inode_insert(fs, &in), 0);
+		inos[i] = in.ino;
+		map_ok(fs, inos[i], DATA, 0, 1000 + 100 * i, 4, 0);
+		map_ok(fs, inos[i], DATA, 10, 50000 + 100 * i, 4, 0);
+		map_ok(fs, inos[i], DATA, 20, 90000 + 100 * i, 4, 0);
+	}
+	fill_space(fs);
+	for (i = 0; i < 400; i++) {
+		struct rel_log log;
+		struct rfs_extent fe;
+		int ret;
+
+		rel_init(&log);
+		ret = bmap_unmap(fs, inos[i], DATA, 1, 1, 4, rel_cb, &log, &next);
+		if (ret == -ENOSPC) {
+			hit++;
+			ck_assert_int_eq(bmap_find(fs, inos[i], DATA, 1, &fe), 0);
+			ck_assert_msg(fe.off == 0 && fe.len == 4 && fe.pblk == 1000 + 100 * i,
+				      "file %u (%s): the fork changed: %llu+%llu", i,
+				      inline_forks ? "inline" : "tree", (unsigned long long)fe.off,
+				      (unsigned long long)fe.len);
+			ck_assert_msg(log.n == 0, "file %u (%s): %zu release(s) after -ENOSPC", i,
+				      inline_forks ? "inline" : "tree", log.n);
+			ck_assert_uint_eq(next, 1);
+		} else {
+			ck_assert_int_eq(ret, 0);
+		}
+		free(log.v);
+	}
+	ck_assert_msg(hit > 0, "no -ENOSPC reached (%s)", inline_forks ? "inline" : "tree");
+	fs_done(fs);
+}
+
+START_TEST(test_unmap_split_enospc)
+{
+	unmap_split_enospc(1);
+	unmap_split_enospc(0);
+}
+END_TEST
+
 /* A data fork in the tree goes back into its inode once nothing is
  * mapped, and only then; the CoW fork does not count. */
 START_TEST(test_inline_back)
@@ -1766,6 +1827,7 @@ static Suite *bmap_suite(void)
 	tcase_add_test(edge, test_inline_stale_copy);
 	tcase_add_test(edge, test_inline_corrupt);
 	tcase_add_test(edge, test_inline_back);
+	tcase_add_test(edge, test_unmap_split_enospc);
 	suite_add_tcase(s, edge);
 
 	tcase_set_timeout(scale, 1200);
