@@ -256,15 +256,17 @@ static void reset_ctx(struct fsck_ctx *ctx)
 	*ctx = keep;
 }
 
-/* One check of the image (DEV consumed): passes 1-4, or 1-3 when pass 3
- * asks for a restart. Returns an exit code if it cannot go on, else 0. */
+/* One check of the image (DEV consumed): passes 1-4, or up to the pass
+ * that asks for a restart (2 after a repair that changed a tree's shape
+ * under its walk, 3 after a salvage). Returns an exit code if it cannot
+ * go on, else 0. */
 static int check_once(struct fsck_ctx *ctx, struct rfs_dev *dev)
 {
 	int ret = pass1_super(ctx, dev);
 
 	if (!ret)
 		ret = pass2_trees(ctx);
-	if (!ret)
+	if (!ret && !ctx->restart)
 		ret = pass3_space(ctx);
 	if (!ret && !ctx->restart)
 		ret = pass4_names(ctx);

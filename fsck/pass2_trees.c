@@ -446,8 +446,13 @@ static void check_inline_forks(struct fsck_ctx *ctx)
 			forks++;
 		}
 		if (ii->inline_clear && ctx->trees_ok[RFS_TREE_INODE] &&
-		    !repair_inline(ctx, ii->ino))
+		    !repair_inline(ctx, ii->ino)) {
 			ctx->fixed++;
+			/* The record shrank: its leaf may have merged and freed
+			 * nodes this walk counted as the inode tree's, so what
+			 * pass 3 would rebuild free space from is stale. */
+			ctx->restart = 1;
+		}
 	}
 	if (!forks || (sb->feat_incompat & RFS_FEAT_INCOMPAT_INLINE_FORK))
 		return;
