@@ -362,6 +362,16 @@ struct mctx {
 		counts, checks;
 };
 
+/* Closes the model's filesystem and frees its tables. */
+static void mctx_done(struct mctx *c)
+{
+	fs_done(c->fs);
+	free(c->m);
+	free(c->got.v);
+	free(c->want.v);
+	free(c->w.v);
+}
+
 static int m_mapped(const struct fmodel *f, fileoff_t o)
 {
 	return o < M_SPAN && f->pblk[o] != 0;
@@ -738,11 +748,7 @@ START_TEST(test_model)
 	       " counts, %" PRIu64 " tree checks), height %u, %.2f s\n",
 	       c.ops, c.maps, c.merges3, c.refills, c.overlaps, c.unmaps, c.unmap_calls, c.released,
 	       c.finds, c.counts, c.checks, height, now() - t0);
-	fs_done(c.fs);
-	free(c.m);
-	free(c.got.v);
-	free(c.want.v);
-	free(c.w.v);
+	mctx_done(&c);
 }
 END_TEST
 
@@ -914,11 +920,7 @@ START_TEST(test_inline_model)
 		do_unmap(&c, &c.m[k], 0, UINT64_MAX, 16);
 	m_compare_inline(&c, c.fs, &ninline);
 	tree_check(c.fs, 0);
-	fs_done(c.fs);
-	free(c.m);
-	free(c.got.v);
-	free(c.want.v);
-	free(c.w.v);
+	mctx_done(&c);
 }
 END_TEST
 
