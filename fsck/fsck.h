@@ -104,7 +104,7 @@ struct ino_info {
 };
 
 /* What pass 4 needs of each extent or attribute owner, in tree order. */
-enum ext_kind { EXT_DATA, EXT_COW, EXT_XATTR };
+enum ext_kind { EXT_DATA, EXT_COW, EXT_XATTR, EXT_DROPPED /* freed by repair_drop_owner */ };
 
 struct ext_info {
 	rfs_ino_t ino;
@@ -267,6 +267,10 @@ void repair_space(struct fsck_ctx *ctx);
 /* Drops the extents and attributes of every inode that does not exist
  * (pass 4, on its first approved EXTENT_NO_INODE). */
 void repair_orphan_extents(struct fsck_ctx *ctx);
+/* Frees what INO (which has no inode) owns, now, and marks its extents
+ * dropped: before its number is given to a new inode (root, lost+found),
+ * which must not inherit them. */
+int repair_drop_owner(struct fsck_ctx *ctx, rfs_ino_t ino);
 /* Rewrites an inode's block count to what its data fork maps (pass 4). */
 void repair_nblocks(struct fsck_ctx *ctx, struct ino_info *ii);
 /* pass3_refc.c: the count of every block from data extents EXTS, as

@@ -177,6 +177,35 @@ static int named_in(struct fsck_ctx *ctx, rfs_ino_t dir, const char *name, rfs_i
 
 /* The root, or lost+found (in the root), made again if missing. Returns 1
  * if INO is a directory afterwards. */
+static const char *const ext_kind_name[] = {
+	[EXT_DATA] = "data fork extents",
+	[EXT_COW] = "CoW fork extents",
+	[EXT_XATTR] = "extended attributes",
+	[EXT_DROPPED] = "what was freed",
+};
+
+/*
+ * INO has no inode but may still own extents or attributes (its record
+ * was lost): they go before the number is given to a new directory, which
+ * would otherwise inherit a file's blocks. 1 if nothing is left.
+ */
+static int drop_leftovers(struct fsck_ctx *ctx, rfs_ino_t ino)
+{
+	size_t k;
+
+	for (k = 0; k < ctx->nexts && ctx->exts[k].ino != ino; k++)
+		;
+	if (k == ctx->nexts)
+		return 1;
+	if (!ctx->trees_ok[RFS_TREE_BMAP] || !ctx->trees_ok[RFS_TREE_XATTR] ||
+	    !fix_problem(ctx, PR_EXTENT_NO_INODE, "inode %" PRIu64 " (%s), before it is made again",
+			 ino, ext_kind_name[ctx->exts[k].kind]) ||
+	    repair_drop_owner(ctx, ino))
+		return 0;
+	ctx->fixed++;
+	return 1;
+}
+
 static int check_special_dir(struct fsck_ctx *ctx, enum problem_code code, rfs_ino_t ino,
 			     rfs_ino_t parent, uint32_t perm)
 {
@@ -192,7 +221,7 @@ static int check_special_dir(struct fsck_ctx *ctx, enum problem_code code, rfs_i
 		       ctx->image, ino);
 		return 0;
 	}
-	if (repair_make_dir(ctx, ino, parent, perm))
+	if (!drop_leftovers(ctx, ino) || repair_make_dir(ctx, ino, parent, perm))
 		return 0;
 	ii = add_ino(ctx, ino, parent);
 	ctx->fixed++;
@@ -587,12 +616,6 @@ static void check_inode_count(struct fsck_ctx *ctx)
 		ctx->fixed++;
 	}
 }
-
-static const char *const ext_kind_name[] = {
-	[EXT_DATA] = "data fork extents",
-	[EXT_COW] = "CoW fork extents",
-	[EXT_XATTR] = "extended attributes",
-};
 
 /* Only the data fork counts in nblocks: CoW fork blocks are staging, not
  * yet part of the file, and go away at the next mount after a crash. */

@@ -633,6 +633,22 @@ static int drop_owner(struct fsck_ctx *ctx, rfs_ino_t ino)
 	return ret ? ret : repair_free_contents(ctx, &fake);
 }
 
+int repair_drop_owner(struct fsck_ctx *ctx, rfs_ino_t ino)
+{
+	size_t k;
+	int ret = drop_owner(ctx, ino);
+
+	if (ret) {
+		printf("%s: cannot free what inode %" PRIu64 " owned: %s\n", ctx->image, ino,
+		       strerror(-ret));
+		return ret;
+	}
+	for (k = 0; k < ctx->nexts; k++)
+		if (ctx->exts[k].ino == ino)
+			ctx->exts[k].kind = EXT_DROPPED;
+	return 0;
+}
+
 /* Every owner of extents or attributes that has no inode, the first time
  * pass 4 reports one (it reports only the first few); each later report
  * only counts as fixed. */
