@@ -131,12 +131,15 @@ void req_cred(fuse_req_t req, struct rfs_cred *c)
 	c->gid = ctx->gid;
 }
 
-void kill_suid(struct rfs_inode *inode)
+void kill_privs(fuse_req_t req, struct rfs_inode *inode, int by_chown)
 {
-	if (!S_ISREG(inode->mode))
+	int root = fuse_req_ctx(req)->uid == 0;
+
+	if (!S_ISREG(inode->mode) || (root && !by_chown))
 		return;
 	inode->mode &= ~(uint32_t)S_ISUID;
-	if (inode->mode & S_IXGRP)
+	if ((inode->mode & S_ISGID) &&
+	    ((inode->mode & S_IXGRP) || !in_group_or_root(req, inode->gid)))
 		inode->mode &= ~(uint32_t)S_ISGID;
 }
 

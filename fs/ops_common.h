@@ -59,10 +59,18 @@ struct rfs_cred {
 };
 void req_cred(fuse_req_t req, struct rfs_cred *c);
 
-/* Clears set-user-ID (and set-group-ID if group-executable), as the kernel
- * does on write, truncate and chown of a file by someone without
- * CAP_FSETID (libfuse 3.14 asks the daemon to: HANDLE_KILLPRIV). */
-void kill_suid(struct rfs_inode *inode);
+/* Is the caller root or in group GID (primary or supplementary)? */
+int in_group_or_root(fuse_req_t req, gid_t gid);
+
+/*
+ * What the kernel does to a file's set-ID bits on write, truncate and
+ * chown (setattr_should_drop_suidgid; libfuse 3.14 has the daemon do it:
+ * no HANDLE_KILLPRIV). Set-user-ID goes, unless a write or truncate by
+ * root. Set-group-ID goes if group-executable; without group exec it is a
+ * locking mark that only a caller outside the file's group (not root)
+ * takes off. BY_CHOWN: root clears set-user-ID too.
+ */
+void kill_privs(fuse_req_t req, struct rfs_inode *inode, int by_chown);
 
 /* Writes INODE after it lost a name (nlink already decremented by the
  * caller). With no name left it must already be on the orphan list (the

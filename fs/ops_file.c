@@ -110,31 +110,49 @@ static void set_times(struct rfs_inode *inode, const struct stat *attr, int to_s
 	inode->ctime = (to_set & FUSE_SET_ATTR_CTIME) ? attr->st_ctim : now;
 }
 
+/*
+ * Is this SETATTR the kernel taking set-ID bits off before a write under
+ * the write-back cache (file_remove_privs; the WRITE that follows comes
+ * from the flusher and names nobody)? It is a mode without a ctime,
+ * which chmod always sends with it there (trust_local_cmtime), or no
+ * attribute at all when only a set-group-ID without group exec was to go
+ * (FUSE's own rule in fuse_setattr keeps that one; the VFS's does not).
+ * Without the write-back cache the WRITE or FALLOCATE names the writer.
+ */
+static int is_kill_privs(const struct rfs_mount *m, const struct rfs_inode *inode, int to_set)
+{
+	const int other = FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_SIZE |
+			  FUSE_SET_ATTR_CTIME | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME |
+			  FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW;
+
+	if (!S_ISREG(inode->mode) || (to_set & other))
+		return 0;
+	return m->wb_cache && (to_set == 0 || (to_set & FUSE_SET_ATTR_MODE));
+}
+
 static int setattr_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino,
 			  const struct stat *attr, int to_set, struct rfs_inode *inode)
 {
-	struct rfs_cred c;
 	int ret = read_inode_locked(m, ino, inode);
 
-	req_cred(req, &c);
 	if (ret)
 		return ret;
 	if (to_set & FUSE_SET_ATTR_MODE)
 		inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
-	if ((to_set & FUSE_SET_ATTR_UID) && inode->uid != attr->st_uid) {
+	if (is_kill_privs(m, inode, to_set))
+		kill_privs(req, inode, 0);
+	/* the group that decides about set-group-ID is the one before */
+	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
+		kill_privs(req, inode, 1);
+	if (to_set & FUSE_SET_ATTR_UID)
 		inode->uid = attr->st_uid;
-		kill_suid(inode);
-	}
-	if ((to_set & FUSE_SET_ATTR_GID) && inode->gid != attr->st_gid) {
+	if (to_set & FUSE_SET_ATTR_GID)
 		inode->gid = attr->st_gid;
-		kill_suid(inode);
-	}
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		ret = set_size_locked(m, inode, (uint64_t)attr->st_size);
 		if (ret)
 			return ret;
-		if (c.uid != 0)
-			kill_suid(inode);
+		kill_privs(req, inode, 0);
 		inode_touch(inode, 1);
 	}
 	set_times(inode, attr, to_set);
@@ -528,7 +546,6 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	struct rfs_seg segs[WRITE_SEGS];
 	struct rfs_inode inode, before;
 	struct rfs_handle *h;
-	struct rfs_cred c;
 	uint64_t stop;
 	unsigned n = 0, i, max;
 	int ret;
@@ -545,11 +562,9 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	if (ret) /* a plan that failed part-way may have mapped blocks */
 		ret = inode_write_after(m, &inode, before.nblocks, ret);
 	if (!ret) {
-		req_cred(req, &c);
 		if (stop > inode.size)
 			inode.size = stop;
-		if (c.uid != 0)
-			kill_suid(&inode);
+		kill_privs(req, &inode, 0);
 		if (touch)
 			inode_touch(&inode, 1);
 		/* an overwrite in place under writeback cache changes nothing:
@@ -688,7 +703,8 @@ static int range_steps(struct rfs_mount *m, fuse_ino_t ino, fileoff_t from, file
 }
 
 /* Updates size (unless KEEP_SIZE) and times after a fallocate. */
-static int falloc_finish(struct rfs_mount *m, fuse_ino_t ino, uint64_t end, int keep_size)
+static int falloc_finish(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, uint64_t end,
+			 int keep_size)
 {
 	struct rfs_inode inode;
 	struct rfs_handle *h;
@@ -701,6 +717,7 @@ static int falloc_finish(struct rfs_mount *m, fuse_ino_t ino, uint64_t end, int 
 		inode.size = end;
 	if (!ret) {
 		inode_touch(&inode, 1);
+		kill_privs(req, &inode, 0); /* file_modified(), as a write */
 		ret = inode_write(m->fs, &inode);
 	}
 	return op_end(m, h, ret);
@@ -754,11 +771,11 @@ static int do_fallocate(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, int
 		if (!ret && fa < fb)
 			ret = range_steps(m, ino, fa, fb, 0);
 		if (mode & FALLOC_FL_PUNCH_HOLE)
-			return ret ? ret : falloc_finish(m, ino, b, 1);
+			return ret ? ret : falloc_finish(req, m, ino, b, 1);
 	}
 	if (!ret)
 		ret = range_steps(m, ino, a >> log, blocks_up(m, b), 1);
-	return ret ? ret : falloc_finish(m, ino, b, keep);
+	return ret ? ret : falloc_finish(req, m, ino, b, keep);
 }
 
 static void rfs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,

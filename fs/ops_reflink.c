@@ -92,7 +92,7 @@ static int cancel_cow_range(struct rfs_mount *m, rfs_ino_t ino, fileoff_t off, f
 struct share_args {
 	uint64_t size_end; /* the destination's size grows to at most this */
 	int touch;	   /* a copy changes mtime/ctime (a dedupe does not) */
-	uid_t uid;	   /* the caller: suid/sgid cleared unless root */
+	fuse_req_t req;	   /* the caller: set-ID bits cleared unless root */
 };
 
 /* One clone step: up to RFS_CLONE_STEP chunks from source block *OFF. */
@@ -136,8 +136,7 @@ static int share_step(struct rfs_mount *m, rfs_ino_t src_ino, rfs_ino_t dst_ino,
 		dst.size = reached;
 	if (a->touch) {
 		inode_touch(&dst, 1);
-		if (a->uid != 0)
-			kill_suid(&dst);
+		kill_privs(a->req, &dst, 0);
 	}
 	w = sp != &dst ? inode_write(m->fs, sp) : 0;
 	if (!w)
@@ -232,9 +231,7 @@ static int clone_or_copy(fuse_req_t req, struct rfs_mount *m, rfs_ino_t src, uin
 		tail = 0;
 	}
 	if (nblk) {
-		struct rfs_cred c;
-		req_cred(req, &c);
-		a = (struct share_args){doff + len - tail, 1, c.uid};
+		a = (struct share_args){doff + len - tail, 1, req};
 		ret = share_blocks(m, src, (soff + head) >> log, dst, (doff + head) >> log, nblk,
 				   &a);
 		if (ret)
@@ -358,7 +355,7 @@ static int dedupe_locked(fuse_req_t req, struct rfs_mount *m, rfs_ino_t src,
 			 struct rfs_ioc_dedupe *d)
 {
 	uint32_t bs = m->fs->sb.bsize, log = m->fs->sb.block_log;
-	struct share_args a = {0, 0, 0};
+	struct share_args a = {0, 0, NULL};
 	struct rfs_inode si, di;
 	uint64_t len = d->len, nblk;
 	int equal, ret = read_two(m, src, &si, d->dst_ino, &di);

@@ -377,7 +377,7 @@ static int caller_in(fuse_req_t req, const gid_t *groups, int n, gid_t gid)
  * setting an access ACL keeps set-group-ID. The kernel's own verdict
  * (FUSE_SETXATTR_ACL_KILL_SGID) needs SETXATTR_EXT, which libfuse 3.14
  * cannot negotiate. */
-static int in_group_or_root(fuse_req_t req, gid_t gid)
+int in_group_or_root(fuse_req_t req, gid_t gid)
 {
 	int n, found;
 	gid_t *groups;

@@ -1821,6 +1821,15 @@ static int child_truncate(void *arg)
 	return 0;
 }
 
+static int child_fallocate(void *arg)
+{
+	int fd = open((const char *)arg, O_WRONLY);
+	CHK(fd >= 0);
+	CHK(fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, 8192) == 0);
+	CHK(close(fd) == 0);
+	return 0;
+}
+
 START_TEST(t_perm_write_kills_suid)
 {
 	touch("f");
@@ -1843,6 +1852,23 @@ START_TEST(t_perm_write_kills_suid)
 	SYS(chmod("g", 04755));
 	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_write, "g"), 0);
 	ck_assert_int_eq(st_of("g").st_mode & 07777, 0755);
+	/* set-group-ID without group exec (a locking mark): a writer in the
+	 * file's group keeps it, one outside takes it off (since Linux 6.2,
+	 * setattr_should_drop_sgid), by write, truncate or fallocate alike */
+	SYS(chown("g", 0, NOBODY));
+	SYS(chmod("g", 02666));
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_write, "g"), 0);
+	ck_assert_int_eq(st_of("g").st_mode & 07777, 02666);
+	SYS(chown("g", 0, 0));
+	SYS(chmod("g", 02666));
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_write, "g"), 0);
+	ck_assert_int_eq(st_of("g").st_mode & 07777, 0666);
+	SYS(chmod("g", 02666));
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_truncate, "g"), 0);
+	ck_assert_int_eq(st_of("g").st_mode & 07777, 0666);
+	SYS(chmod("g", 02666));
+	ck_assert_int_eq(as_user(NOBODY, NOBODY, child_fallocate, "g"), 0);
+	ck_assert_int_eq(st_of("g").st_mode & 07777, 0666);
 }
 END_TEST
 
