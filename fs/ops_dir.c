@@ -444,10 +444,13 @@ static void rfs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const
 /* --- rename ------------------------------------------------------------------ */
 
 struct rename_op {
+	fuse_req_t req;
 	fuse_ino_t sp, dp;   /* source and destination parents */
 	const char *sn, *dn; /* names */
 	unsigned flags;
 	struct rfs_inode sdir, ddir, src, dst;
+	struct rfs_inode whiteout; /* RENAME_WHITEOUT: left at the old name */
+	struct acl_new acl;	   /* the ACLs the whiteout inherits */
 	int has_dst, free_now;
 };
 
@@ -521,10 +524,37 @@ static void move_dir_links(struct rfs_inode *d, struct rfs_inode *from, struct r
 	d->parent = to->ino;
 }
 
-/* Changes the names so that the one step that may need a block (adding a
- * name, or the replaced inode's orphan entry) comes first: failing for
- * space, it leaves everything as it was. Replacing an existing name
- * rewrites its entry in place. */
+/* RENAME_WHITEOUT's new inode (as ext4's): a character device 0:0 with
+ * no permission bits, owned as a new node of the source directory and
+ * with the ACLs it would inherit. */
+static int insert_whiteout(struct rfs_mount *m, struct rename_op *r)
+{
+	uint32_t mode = S_IFCHR;
+	int ret = acl_new_locked(r->req, m, r->sp, &mode, &r->acl);
+
+	if (ret)
+		return ret;
+	inode_init_new(m->fs, &r->whiteout, mode, 0, 0);
+	init_owner(r->req, &r->sdir, &r->whiteout);
+	r->whiteout.rdev = 0;
+	r->whiteout.parent = r->sp;
+	ret = inode_insert(m->fs, &r->whiteout);
+	if (!ret && (ret = acl_new_store(m, r->whiteout.ino, &r->acl)))
+		inode_delete(m->fs, r->whiteout.ino);
+	return ret;
+}
+
+static void remove_whiteout(struct rfs_mount *m, struct rename_op *r)
+{
+	acl_new_remove(m, r->whiteout.ino, &r->acl);
+	inode_delete(m->fs, r->whiteout.ino);
+}
+
+/* Changes the names so that the steps that may need a block (a whiteout
+ * inode, adding a name, or the replaced inode's orphan entry) come first:
+ * failing for space, they leave everything as it was. Replacing an
+ * existing name rewrites its entry in place, and so does leaving a
+ * whiteout at the old name. */
 static int rename_entries(struct rfs_mount *m, struct rename_op *r)
 {
 	rfs_ino_t x;
@@ -537,6 +567,8 @@ static int rename_entries(struct rfs_mount *m, struct rename_op *r)
 			   : dir_replace(m->fs, r->sp, r->sn, strlen(r->sn), r->dst.ino,
 					 dtype(r->dst.mode));
 	}
+	if ((r->flags & RENAME_WHITEOUT) && (ret = insert_whiteout(m, r)))
+		return ret;
 	if (r->has_dst) {
 		ret = 0;
 		if (S_ISDIR(r->dst.mode) || r->dst.nlink <= 1) /* it loses its last name */
@@ -548,7 +580,13 @@ static int rename_entries(struct rfs_mount *m, struct rename_op *r)
 		ret = dir_add(m->fs, r->dp, r->dn, strlen(r->dn), r->src.ino, dtype(r->src.mode),
 			      NULL);
 	}
-	return ret ? ret : dir_remove(m->fs, r->sp, r->sn, strlen(r->sn), &x);
+	if (ret && (r->flags & RENAME_WHITEOUT))
+		remove_whiteout(m, r);
+	if (ret)
+		return ret;
+	if (r->flags & RENAME_WHITEOUT)
+		return dir_replace(m->fs, r->sp, r->sn, strlen(r->sn), r->whiteout.ino, DT_CHR);
+	return dir_remove(m->fs, r->sp, r->sn, strlen(r->sn), &x);
 }
 
 static int rename_write(struct rfs_mount *m, struct rename_op *r)
@@ -606,23 +644,42 @@ static void rfs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 		       const char *newname, unsigned int flags)
 {
 	struct rfs_mount *m = req_mount(req);
-	struct rename_op r = {
-		.sp = parent, .dp = newparent, .sn = name, .dn = newname, .flags = flags};
+	struct rename_op r = {.req = req,
+			      .sp = parent,
+			      .dp = newparent,
+			      .sn = name,
+			      .dn = newname,
+			      .flags = flags};
+	const unsigned known = RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT;
 	struct rfs_handle *h;
 	int tries = 0, ret = check_name(name);
 
 	if (!ret)
 		ret = check_name(newname);
-	if (!ret && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+	if (!ret && (flags & ~known))
 		ret = -EINVAL;
-	if (!ret && (flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE))
+	if (!ret && (flags & RENAME_EXCHANGE) && (flags & (RENAME_NOREPLACE | RENAME_WHITEOUT)))
 		ret = -EINVAL;
+	if (flags & RENAME_WHITEOUT)
+		acl_new_init(m, parent, S_IFCHR, &r.acl);
 	do {
+		uint32_t credits = 2 * RFS_META_CREDITS;
+
+		if (flags & RENAME_WHITEOUT) /* one inode more, and its ACLs */
+			credits += RFS_META_CREDITS + acl_new_credits(m, &r.acl);
 		if (!ret)
-			ret = op_begin(m, 2 * RFS_META_CREDITS, &h);
+			ret = op_begin(m, credits, &h);
 		if (!ret)
 			ret = op_end(m, h, rename_locked(m, &r));
-	} while (!tries++ && retry_after_commit(m, ret) && !(ret = 0));
+		if (ret == -EAGAIN) /* a default ACL grew: more credits */
+			ret = 0;
+		else if (tries++ || !retry_after_commit(m, ret))
+			break;
+		else
+			ret = 0;
+	} while (1);
+	if (flags & RENAME_WHITEOUT)
+		acl_new_done(&r.acl);
 	if (!ret && r.free_now)
 		ret = free_orphan(m, r.dst.ino);
 	reply_error(req, m, ret, "rename", parent);

@@ -980,6 +980,28 @@ START_TEST(t_rename_flags)
 	FAILS(EINVAL, renameat2(AT_FDCWD, "a", AT_FDCWD, "b", RENAME_EXCHANGE | RENAME_NOREPLACE));
 	FAILS(EINVAL, renameat2(AT_FDCWD, "a", AT_FDCWD, "b", 1u << 20));
 
+	/* RENAME_WHITEOUT (overlayfs' upper layer): the old name becomes a
+	 * character device 0:0 without permission bits, the caller's */
+	FAILS(EINVAL, renameat2(AT_FDCWD, "a", AT_FDCWD, "b", RENAME_EXCHANGE | RENAME_WHITEOUT));
+	SYS(renameat2(AT_FDCWD, "a", AT_FDCWD, "w", RENAME_WHITEOUT));
+	ck_assert_int_eq(st_of("w").st_ino, b);
+	st = st_of("a");
+	ck_assert(S_ISCHR(st.st_mode));
+	ck_assert_int_eq(st.st_mode & 07777, 0);
+	ck_assert_int_eq(st.st_rdev, 0);
+	ck_assert_int_eq(st.st_nlink, 1);
+	ck_assert_int_eq(st.st_uid, 0);
+	FAILS(EEXIST, renameat2(AT_FDCWD, "w", AT_FDCWD, "b", RENAME_WHITEOUT | RENAME_NOREPLACE));
+	SYS(renameat2(AT_FDCWD, "w", AT_FDCWD, "b", RENAME_WHITEOUT)); /* over a file */
+	ck_assert_int_eq(st_of("b").st_ino, b);
+	ck_assert(S_ISCHR(st_of("w").st_mode));
+	SYS(unlink("w"));
+	SYS(unlink("a"));
+	SYS(rename("b", "a"));
+	write_file("b", "B", 1, 0644);
+	b = st_of("b").st_ino;
+	SYS(renameat2(AT_FDCWD, "a", AT_FDCWD, "b", RENAME_EXCHANGE));
+
 	/* a file and a directory in different parents: link counts swap */
 	SYS(mkdir("p1", 0755));
 	SYS(mkdir("p2", 0755));
