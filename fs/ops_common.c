@@ -131,16 +131,21 @@ void req_cred(fuse_req_t req, struct rfs_cred *c)
 	c->gid = ctx->gid;
 }
 
-void kill_privs(fuse_req_t req, struct rfs_inode *inode, int by_chown)
+void kill_sgid_mark(fuse_req_t req, struct rfs_inode *inode)
 {
-	int root = fuse_req_ctx(req)->uid == 0;
+	if (S_ISREG(inode->mode) && (inode->mode & (S_ISGID | S_IXGRP)) == S_ISGID &&
+	    !in_group_or_root(req, inode->gid))
+		inode->mode &= ~(uint32_t)S_ISGID;
+}
 
-	if (!S_ISREG(inode->mode) || (root && !by_chown))
+void kill_privs(fuse_req_t req, struct rfs_inode *inode)
+{
+	if (!S_ISREG(inode->mode) || fuse_req_ctx(req)->uid == 0)
 		return;
 	inode->mode &= ~(uint32_t)S_ISUID;
-	if ((inode->mode & S_ISGID) &&
-	    ((inode->mode & S_IXGRP) || !in_group_or_root(req, inode->gid)))
+	if (inode->mode & S_IXGRP)
 		inode->mode &= ~(uint32_t)S_ISGID;
+	kill_sgid_mark(req, inode);
 }
 
 int drop_inode_if_unused(struct rfs_mount *m, struct rfs_inode *inode, int *free_now)

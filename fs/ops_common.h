@@ -63,14 +63,22 @@ void req_cred(fuse_req_t req, struct rfs_cred *c);
 int in_group_or_root(fuse_req_t req, gid_t gid);
 
 /*
- * What the kernel does to a file's set-ID bits on write, truncate and
- * chown (setattr_should_drop_suidgid; libfuse 3.14 has the daemon do it:
- * no HANDLE_KILLPRIV). Set-user-ID goes, unless a write or truncate by
- * root. Set-group-ID goes if group-executable; without group exec it is a
- * locking mark that only a caller outside the file's group (not root)
- * takes off. BY_CHOWN: root clears set-user-ID too.
+ * What the kernel does to a file's set-ID bits on a write, truncate or
+ * fallocate by someone other than root (setattr_should_drop_suidgid;
+ * libfuse 3.14 has the daemon do it: no HANDLE_KILLPRIV). Set-user-ID
+ * goes. Set-group-ID goes if group-executable; without group exec it is
+ * a locking mark that only a caller outside the file's group takes off.
  */
-void kill_privs(fuse_req_t req, struct rfs_inode *inode, int by_chown);
+void kill_privs(fuse_req_t req, struct rfs_inode *inode);
+
+/*
+ * The part of chown's set-ID clearing that FUSE leaves out: the kernel
+ * sends the mode without set-user-ID (and without a group-executable
+ * set-group-ID) itself, but keeps fuse_setattr's pre-6.2 rule for a
+ * set-group-ID without group exec, which goes when the caller is not in
+ * the file's group (its group before the chown) and not root.
+ */
+void kill_sgid_mark(fuse_req_t req, struct rfs_inode *inode);
 
 /* Writes INODE after it lost a name (nlink already decremented by the
  * caller). With no name left it must already be on the orphan list (the

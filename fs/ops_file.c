@@ -140,10 +140,11 @@ static int setattr_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino,
 	if (to_set & FUSE_SET_ATTR_MODE)
 		inode->mode = (inode->mode & S_IFMT) | (attr->st_mode & 07777);
 	if (is_kill_privs(m, inode, to_set))
-		kill_privs(req, inode, 0);
-	/* the group that decides about set-group-ID is the one before */
+		kill_privs(req, inode);
+	/* chown: the rest came as the mode; the group that decides is the
+	 * one before (overlayfs' copy-up chowns as root: nothing goes) */
 	if (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))
-		kill_privs(req, inode, 1);
+		kill_sgid_mark(req, inode);
 	if (to_set & FUSE_SET_ATTR_UID)
 		inode->uid = attr->st_uid;
 	if (to_set & FUSE_SET_ATTR_GID)
@@ -152,7 +153,7 @@ static int setattr_locked(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino,
 		ret = set_size_locked(m, inode, (uint64_t)attr->st_size);
 		if (ret)
 			return ret;
-		kill_privs(req, inode, 0);
+		kill_privs(req, inode);
 		inode_touch(inode, 1);
 	}
 	set_times(inode, attr, to_set);
@@ -564,7 +565,7 @@ static int write_step(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, const
 	if (!ret) {
 		if (stop > inode.size)
 			inode.size = stop;
-		kill_privs(req, &inode, 0);
+		kill_privs(req, &inode);
 		if (touch)
 			inode_touch(&inode, 1);
 		/* an overwrite in place under writeback cache changes nothing:
@@ -717,7 +718,7 @@ static int falloc_finish(fuse_req_t req, struct rfs_mount *m, fuse_ino_t ino, ui
 		inode.size = end;
 	if (!ret) {
 		inode_touch(&inode, 1);
-		kill_privs(req, &inode, 0); /* file_modified(), as a write */
+		kill_privs(req, &inode); /* file_modified(), as a write */
 		ret = inode_write(m->fs, &inode);
 	}
 	return op_end(m, h, ret);

@@ -136,7 +136,7 @@ static int share_step(struct rfs_mount *m, rfs_ino_t src_ino, rfs_ino_t dst_ino,
 		dst.size = reached;
 	if (a->touch) {
 		inode_touch(&dst, 1);
-		kill_privs(a->req, &dst, 0);
+		kill_privs(a->req, &dst);
 	}
 	w = sp != &dst ? inode_write(m->fs, sp) : 0;
 	if (!w)

@@ -90,6 +90,8 @@ rfs_cleanup() {
 	for c in $RFS_CHILDREN; do
 		wait "$c" 2>/dev/null
 	done
+	# a mount stacked on the mount (an overlay using it as a layer)
+	[ -n "${RFS_STACKED:-}" ] && umount -l "$RFS_STACKED" 2>/dev/null
 	if [ -n "$RFS_PID" ] || mountpoint -q "$RFS_MNT" 2>/dev/null; then
 		echo "cleanup: unmounting $RFS_MNT" >&2
 		rfs_umount >/dev/null 2>&1 || true

@@ -16,6 +16,8 @@
 #  6. The daemon's life: a second mount of the image is refused; SIGTERM
 #     commits everything and frees orphans; a read-only mount changes
 #     nothing. Long symlinks in fragmented free space (1 KiB blocks).
+#     The mount as an overlay's upper layer: copy-up keeps set-ID bits,
+#     removed lower files become whiteouts.
 #  7. kill -9 of the daemon while files are written and fsync'ed: after a
 #     remount (journal replay) every fsync'ed byte is there; fsck is clean;
 #     and in the middle of a long truncate.
@@ -330,6 +332,48 @@ if rfs_mount "$img" -o no_writeback_cache; then
 	fi
 fi
 rm -f "$img"
+phase_done
+
+# --- 6b. overlayfs on top: copy-up, whiteouts ----------------------------------------
+
+# The upper layer of an overlay (a container's writable layer): copy-up
+# chowns as root and must keep set-ID bits; a removed lower file becomes
+# a RENAME_WHITEOUT whiteout.
+phase "overlayfs with the mount as its upper layer"
+if ! grep -qw overlay /proc/filesystems && ! modprobe overlay 2>/dev/null; then
+	echo "   skipped: this kernel has no overlayfs"
+else
+	img=$RFS_TMP/ovl.img
+	lower=$RFS_TMP/ovl-lower
+	merged=$RFS_TMP/ovl-merged
+	rfs_mkfs "$img" 256M
+	mkdir -p "$lower/dir" "$merged"
+	echo data >"$lower/f"
+	printf x >"$lower/dir/g"
+	cp /bin/true "$lower/suid"
+	chmod 4755 "$lower/suid"
+	if rfs_mount "$img"; then
+		mkdir "$RFS_MNT/upper" "$RFS_MNT/work"
+		if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$RFS_MNT/upper,workdir=$RFS_MNT/work" "$merged"; then
+			RFS_STACKED=$merged
+			touch "$merged/suid"
+			check "overlay: copy-up keeps set-user-ID" [ "$(stat -c %a "$RFS_MNT/upper/suid")" = 4755 ]
+			rm "$merged/f"
+			check "overlay: a removed lower file is gone" [ ! -e "$merged/f" ]
+			check "overlay: and is a whiteout (0:0) in the upper layer" \
+				[ "$(stat -c %F:%t:%T "$RFS_MNT/upper/f")" = "character special file:0:0" ]
+			mv "$merged/dir/g" "$merged/dir/g2"
+			check "overlay: rename in a copied-up directory" [ "$(cat "$merged/dir/g2")" = x ]
+			check "overlay: the old name is gone" [ ! -e "$merged/dir/g" ]
+			check "overlay: unmounts" umount "$merged"
+			RFS_STACKED=
+		else
+			bad "overlay: mount with the upper layer on reflinkfs"
+		fi
+		umount_fsck "overlay" "$img"
+	fi
+	rm -rf "$img" "$lower" "$merged"
+fi
 phase_done
 
 # --- 7. kill -9 -----------------------------------------------------------------------
