@@ -539,6 +539,8 @@ static void rand_args(struct args *a)
 	if (a->call == C_COPY)
 		rand_file_path(a->p2, sizeof(a->p2));
 	a->mode = rand_mode();
+	if (a->call == C_MKDIR && rnd(2)) /* directories others may use */
+		a->mode = (mode_t[]){0777, 01777, 02777, 03777}[rnd(4)];
 	switch (a->call) {
 	case C_OPEN:
 		a->flags = acc[rnd(3)];
