@@ -891,11 +891,17 @@ static int open_root(const char *path)
 	return fd;
 }
 
-/* Sleep past one tick of the kernel's coarse clock (ext4 time stamps). */
+/* Sleeps past one tick of the kernel's coarse clock, which ext4 stamps
+ * times with (4 ms at HZ=250, 10 ms at HZ=100), and a millisecond more. */
 static void tick(void)
 {
-	struct timespec ts = {0, 5 * 1000 * 1000};
+	static struct timespec ts;
 
+	if (!ts.tv_nsec && !ts.tv_sec) {
+		if (clock_getres(CLOCK_REALTIME_COARSE, &ts) || ts.tv_sec)
+			ts = (struct timespec){0, 10 * 1000 * 1000};
+		ts.tv_nsec += 1000 * 1000;
+	}
 	nanosleep(&ts, NULL);
 }
 
